@@ -1,0 +1,14 @@
+// Node-API surface of the addon. Each area registers its own functions on `exports`.
+#pragma once
+#include <napi.h>
+
+namespace understudy {
+
+// native/addon_mount.cc: mount, unmount, stats, flush, notifier (the FUSE capture layer).
+void init_mount(Napi::Env env, Napi::Object exports);
+// native/addon_applier.cc: the confined batch applier (target side).
+void init_applier(Napi::Env env, Napi::Object exports);
+// native/addon_codec.cc: crc32c and record framing helpers shared with the TS reader tests.
+void init_codec(Napi::Env env, Napi::Object exports);
+
+}  // namespace understudy
