@@ -25,6 +25,8 @@ struct JournalOptions {
   std::string dir;                 // must exist and be writable
   uint32_t epoch = 1;              // stamped on every record from now on
   uint64_t segment_bytes_max = SEGMENT_BYTES_MAX_DEFAULT;
+  // Wall clock for record times; tests inject a fixed sequence to reproduce test vectors.
+  std::function<int64_t()> clock_ns;
 };
 
 struct JournalStats {
