@@ -401,6 +401,7 @@ int JournalWriter::Impl::recover(const std::vector<uint64_t>& seqs, std::string*
     return err;
   }
   SegmentScan last{};
+  last.last_epoch = prev.last_epoch;  // the epoch may not go down across the segment boundary
   if (const int err = scan_segment(bytes, dir + "/" + name, newest_seq, true, &last, error)) {
     return err;
   }
@@ -413,7 +414,7 @@ int JournalWriter::Impl::recover(const std::vector<uint64_t>& seqs, std::string*
     const int err = cut_torn_tail(dir_fd, dir, name, bytes, last.good_bytes, error);
     if (err != 0) return err;
   }
-  const uint32_t last_epoch = last.last_seq != 0 ? last.last_epoch : prev.last_epoch;
+  const uint32_t last_epoch = last.last_epoch;
   if (last_epoch > options.epoch) {
     *error = "journal " + dir + " holds records of epoch " + std::to_string(last_epoch) +
              ", newer than this node's epoch " + std::to_string(options.epoch) +
