@@ -43,7 +43,8 @@ std::vector<uint8_t> read_bytes(const fs::path& path) {
 
 void write_bytes(const fs::path& path, const std::vector<uint8_t>& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
 }
 
 std::vector<fs::path> segments_of(const fs::path& dir) {
@@ -133,7 +134,8 @@ std::unique_ptr<JournalWriter> open_ok(const JournalOptions& o) {
   return w;
 }
 
-uint64_t append_text(JournalWriter& w, const std::string& text, RecordKind kind = RecordKind::WRITE) {
+uint64_t append_text(JournalWriter& w, const std::string& text,
+                     RecordKind kind = RecordKind::WRITE) {
   int err = 0;
   const uint64_t seq =
       w.append(kind, reinterpret_cast<const uint8_t*>(text.data()), text.size(), &err);
