@@ -106,6 +106,64 @@ int64_t wall_clock_ns() {
 
 std::string errno_text(int err) { return std::strerror(err); }
 
+// Payloads at least this big have their CRC32C computed before the appender takes the mutex,
+// so one large WRITE does not hold up every other appender for the length of a checksum.
+constexpr size_t PAYLOAD_CRC_UNLOCKED_BYTES_MIN = 16u << 10;
+
+uint32_t gf2_matrix_times(const uint32_t* matrix, uint32_t vector) {
+  uint32_t sum = 0;
+  for (; vector != 0; vector >>= 1, ++matrix) {
+    if (vector & 1u) sum ^= *matrix;
+  }
+  return sum;
+}
+
+void gf2_matrix_square(uint32_t* square, const uint32_t* matrix) {
+  for (int n = 0; n < 32; ++n) square[n] = gf2_matrix_times(matrix, matrix[n]);
+}
+
+// CRC32C of A||B from crc(A), crc(B) and the length of B (zlib's crc32_combine with the
+// Castagnoli polynomial): O(log n) 32x32 bit-matrix steps, no pass over the bytes.
+uint32_t crc32c_combine(uint32_t crc_a, uint32_t crc_b, size_t bytes_b) {
+  if (bytes_b == 0) return crc_a;
+  uint32_t even[32];
+  uint32_t odd[32];
+  odd[0] = 0x82F63B78u;  // the reflected Castagnoli polynomial: one zero bit
+  for (int n = 1; n < 32; ++n) odd[n] = 1u << (n - 1);
+  gf2_matrix_square(even, odd);  // two zero bits
+  gf2_matrix_square(odd, even);  // four zero bits
+  do {
+    gf2_matrix_square(even, odd);
+    if (bytes_b & 1u) crc_a = gf2_matrix_times(even, crc_a);
+    bytes_b >>= 1;
+    if (bytes_b == 0) break;
+    gf2_matrix_square(odd, even);
+    if (bytes_b & 1u) crc_a = gf2_matrix_times(odd, crc_a);
+    bytes_b >>= 1;
+  } while (bytes_b != 0);
+  return crc_a ^ crc_b;
+}
+
+// frame_record() (record_codec.cc) with the payload CRC computed beforehand; the layout must
+// stay identical, which vectors_test and journal_writer_test check byte for byte.
+void frame_record_with_payload_crc(std::vector<uint8_t>& out, const RecordHeader& header,
+                                   const uint8_t* payload, uint32_t payload_crc) {
+  const size_t at = out.size();
+  out.resize(at + RECORD_HEADER_BYTES + header.payload_bytes);
+  uint8_t* h = out.data() + at;
+  put_u32(h + 0, RECORD_MAGIC);
+  put_u64(h + 8, header.seq);
+  put_u32(h + 16, header.epoch);
+  put_u16(h + 20, header.kind);
+  put_u16(h + 22, 0);
+  put_u32(h + 24, header.payload_bytes);
+  put_u32(h + 28, 0);
+  put_u64(h + 32, static_cast<uint64_t>(header.time_ns));
+  std::memcpy(h + RECORD_HEADER_BYTES, payload, header.payload_bytes);
+  const uint32_t header_crc = crc32c(0, h + 8, RECORD_HEADER_BYTES - 8);
+  put_u32(h + 4, crc32c_combine(header_crc, payload_crc, header.payload_bytes));
+}
+
 // Reads a whole file relative to dir_fd into `out` (reused across calls).
 int read_file(int dir_fd, const std::string& name, std::vector<uint8_t>* out) {
   const int fd = ::openat(dir_fd, name.c_str(), O_RDONLY | O_CLOEXEC);
@@ -569,6 +627,8 @@ uint64_t JournalWriter::enqueue(RecordKind kind, const uint8_t* payload, size_t 
   if (code == 0 || code > RECORD_KIND_MAX || payload_bytes > RECORD_PAYLOAD_BYTES_MAX) {
     fail = EINVAL;  // the caller's argument, not the journal's health
   }
+  const bool crc_unlocked = fail == 0 && payload_bytes >= PAYLOAD_CRC_UNLOCKED_BYTES_MIN;
+  const uint32_t payload_crc = crc_unlocked ? crc32c(0, payload, payload_bytes) : 0;
   std::lock_guard<std::mutex> lk(m.mu);
   if (fail == 0 && m.stats.error != 0) fail = m.stats.error;
   if (fail == 0 && m.closed) fail = EBADF;
@@ -579,7 +639,11 @@ uint64_t JournalWriter::enqueue(RecordKind kind, const uint8_t* payload, size_t 
   const uint64_t seq = ++m.stats.last_seq;
   const RecordHeader header{seq, m.options.epoch, code, static_cast<uint32_t>(payload_bytes),
                             m.options.clock_ns()};
-  frame_record(m.pending, header, payload);
+  if (crc_unlocked) {
+    frame_record_with_payload_crc(m.pending, header, payload, payload_crc);
+  } else {
+    frame_record(m.pending, header, payload);
+  }
   ++m.stats.records;
   m.stats.bytes += RECORD_HEADER_BYTES + payload_bytes;
   return seq;

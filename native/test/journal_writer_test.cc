@@ -185,6 +185,36 @@ void test_round_trip_and_reopen(const TempDir& tmp) {
   CHECK(error.find("epoch 3") != std::string::npos);
 }
 
+// Big payloads are checksummed before the lock is taken; the bytes must be frame_record's.
+void test_large_record_framing(const TempDir& tmp) {
+  const fs::path dir = fresh(tmp, "large");
+  std::vector<uint8_t> payload(RECORD_PAYLOAD_BYTES_MAX);
+  uint32_t x = 12345;
+  for (uint8_t& b : payload) {
+    x = x * 1103515245u + 12345u;
+    b = static_cast<uint8_t>(x >> 24);
+  }
+  std::vector<uint8_t> expected(SEGMENT_HEADER_BYTES);
+  encode_segment_header(expected.data(), 1);
+  const size_t sizes[] = {16u << 10, (16u << 10) + 3, 777777, RECORD_PAYLOAD_BYTES_MAX};
+  {
+    auto w = open_ok(options_for(dir, 64ull << 20));
+    if (!w) return;
+    int64_t time_ns = 1000;
+    uint64_t seq = 1;
+    for (const size_t n : sizes) {
+      int err = 0;
+      CHECK(w->append(RecordKind::WRITE, payload.data(), n, &err) == seq);
+      frame_record(expected, {seq++, 1, static_cast<uint16_t>(RecordKind::WRITE),
+                              static_cast<uint32_t>(n), time_ns++}, payload.data());
+    }
+    int err = 0;
+    CHECK(w->append(RecordKind::WRITE, payload.data(), payload.size() + 1, &err) == 0);
+    CHECK(err == EINVAL && w->stats().error == 0);
+  }
+  CHECK(read_bytes(dir / "0000000000000001.seg") == expected);
+}
+
 void test_roll(const TempDir& tmp) {
   const fs::path dir = fresh(tmp, "roll");
   const uint64_t limit = 256;
@@ -450,6 +480,7 @@ void test_disk_full(const TempDir& tmp) {
 int main() {
   TempDir tmp;
   test_round_trip_and_reopen(tmp);
+  test_large_record_framing(tmp);
   test_roll(tmp);
   test_torn_tail(tmp);
   test_corruption_refused(tmp);
