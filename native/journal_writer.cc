@@ -559,6 +559,12 @@ int JournalWriter::Impl::write_batch() {
   return write_chunk(b + chunk, at - chunk);
 }
 
+// noexcept: a listener that throws would leave `writing` set and every appender waiting
+// forever; terminating says loudly that the listener broke its contract.
+static void notify_listener(const std::function<void(uint64_t)>& listener, uint64_t seq) noexcept {
+  listener(seq);
+}
+
 // The leader of a group commit: takes every pending record and writes it without the lock.
 void JournalWriter::Impl::lead_write(std::unique_lock<std::mutex>& lk) {
   US_ASSERT(!writing && !pending.empty() && batch.empty());
@@ -582,7 +588,7 @@ void JournalWriter::Impl::lead_write(std::unique_lock<std::mutex>& lk) {
   auto call = listener;
   lk.unlock();
   // Still the writer here, so listener calls never overlap and see written_seq grow.
-  if (call && *call) (*call)(last);
+  if (call && *call) notify_listener(*call, last);
   lk.lock();
   writing = false;
   written_cv.notify_all();
@@ -622,6 +628,7 @@ JournalWriter::~JournalWriter() {
 uint64_t JournalWriter::enqueue(RecordKind kind, const uint8_t* payload, size_t payload_bytes,
                                 int* err) {
   Impl& m = *impl_;
+  US_ASSERT(payload != nullptr || payload_bytes == 0);
   const auto code = static_cast<uint16_t>(kind);
   int fail = 0;
   if (code == 0 || code > RECORD_KIND_MAX || payload_bytes > RECORD_PAYLOAD_BYTES_MAX) {
