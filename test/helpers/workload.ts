@@ -1,0 +1,144 @@
+/**
+ * Runs the seeded randomized workload: N worker processes (workload-worker.ts) on one directory.
+ * Owns: starting, stopping and killing the workers, and reading back their JSON-lines logs.
+ * Guarantees: every worker is killed at teardown; a worker that does not finish within its
+ * duration plus `hangMsMax` is reported as hung (a deadlocked mount), never waited on forever.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { TestLike } from './mount-harness.js';
+import { REPO_ROOT } from './mount-harness.js';
+
+/** One line of a worker log ("begin" before the syscall, "end" with its outcome). */
+export interface WorkloadLogLine {
+  w: number;
+  i: number;
+  phase: 'begin' | 'end';
+  op: string;
+  ok?: boolean;
+  err?: string;
+  path?: string;
+  from?: string;
+  to?: string;
+  offset?: number;
+  length?: number;
+  bytesWritten?: number;
+  sha256?: string;
+  ino?: number;
+  nlink?: number;
+  sizeAfter?: number;
+  skipped?: string;
+  [key: string]: unknown;
+}
+
+/** How to run a workload. */
+export interface WorkloadOptions {
+  dir: string;
+  seed: number;
+  workers: number;
+  durationMs: number;
+  logDir: string;
+  hangMsMax?: number;
+}
+
+/** The outcome of one worker process. */
+export interface WorkerOutcome {
+  worker: number;
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  hung: boolean;
+  stderr: string;
+  log: string;
+}
+
+/** A running workload. */
+export interface Workload {
+  /** Resolves when every worker has exited (or was killed as hung). */
+  done: Promise<WorkerOutcome[]>;
+  /** Asks every worker to finish its current op and exit. */
+  stop(): void;
+  /** SIGKILLs every worker at once. */
+  kill(): void;
+  children: ChildProcess[];
+}
+
+const WORKER = join(REPO_ROOT, 'test', 'helpers', 'workload-worker.ts');
+
+/** The directories every workload starts from (created through whatever `dir` is). */
+export function prepareWorkloadDir(dir: string): void {
+  for (let d = 0; d < 4; d += 1) mkdirSync(join(dir, `d${d}`), { recursive: true });
+}
+
+/** Starts `workers` processes on `dir`; kills them at teardown if still running. */
+export function startWorkload(t: TestLike, options: WorkloadOptions): Workload {
+  if (options.workers < 4) throw new Error('a workload needs at least 4 workers');
+  mkdirSync(options.logDir, { recursive: true });
+  const hangMsMax = options.hangMsMax ?? 60_000;
+  const children: ChildProcess[] = [];
+  const outcomes: Array<Promise<WorkerOutcome>> = [];
+  for (let worker = 0; worker < options.workers; worker += 1) {
+    const log = join(options.logDir, `worker-${options.seed}-${worker}.jsonl`);
+    const child = spawn(process.execPath, [
+      '--import', '@tapjs/typescript/import', WORKER,
+      '--dir', options.dir, '--seed', String(options.seed), '--worker', String(worker),
+      '--duration-ms', String(options.durationMs), '--log', log,
+    ], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1' } });
+    children.push(child);
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    outcomes.push(new Promise((resolveOutcome) => {
+      let hung = false;
+      const timer = setTimeout(() => { hung = true; child.kill('SIGKILL'); }, options.durationMs + hangMsMax);
+      child.once('exit', (exitCode, signal) => {
+        clearTimeout(timer);
+        resolveOutcome({ worker, exitCode, signal, hung, stderr, log });
+      });
+    }));
+  }
+  t.teardown(() => {
+    for (const child of children) {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+  });
+  return {
+    done: Promise.all(outcomes),
+    stop: () => { for (const child of children) child.kill('SIGTERM'); },
+    kill: () => { for (const child of children) child.kill('SIGKILL'); },
+    children,
+  };
+}
+
+/** Reads one worker log; a torn last line (the worker was killed mid-write) is dropped. */
+export function readWorkerLog(file: string): WorkloadLogLine[] {
+  if (!existsSync(file)) return [];
+  const lines: WorkloadLogLine[] = [];
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (line === '') continue;
+    try {
+      lines.push(JSON.parse(line) as WorkloadLogLine);
+    } catch {
+      // Only the last line can be torn, and only when the worker was killed.
+    }
+  }
+  return lines;
+}
+
+/** Counts of outcomes per op, e.g. { write: { ok: 120, ENOENT: 3 } }, for test comments. */
+export function summarizeLogs(logs: WorkloadLogLine[][]): Record<string, Record<string, number>> {
+  const summary: Record<string, Record<string, number>> = {};
+  for (const line of logs.flat()) {
+    if (line.phase !== 'end') continue;
+    const perOp = (summary[line.op] ??= {});
+    const key = line.ok === true ? 'ok' : (line.err ?? 'error');
+    perOp[key] = (perOp[key] ?? 0) + 1;
+  }
+  return summary;
+}
+
+/** Ops whose "begin" has no "end" in the log: they were in flight when the worker stopped. */
+export function inFlightOps(log: WorkloadLogLine[]): WorkloadLogLine[] {
+  const ended = new Set(log.filter((line) => line.phase === 'end').map((line) => line.i));
+  return log.filter((line) => line.phase === 'begin' && !ended.has(line.i));
+}
