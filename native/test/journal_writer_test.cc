@@ -2,9 +2,11 @@
 // sync_to and a full disk. Runs in its own directory under /tmp and removes it.
 #include <fcntl.h>
 #include <sys/mount.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -475,6 +477,48 @@ void test_disk_full(const TempDir& tmp) {
   CHECK(records.size() == appended && seqs_contiguous(records, 1));
 }
 
+// Invariant 2: a record wait_written() reported is in the journal even if the process dies
+// right after. A child appends and reports each written seq; we SIGKILL it mid-stream.
+void test_killed_writer_loses_nothing(const TempDir& tmp) {
+  const fs::path dir = fresh(tmp, "killed");
+  int reports[2];
+  CHECK(::pipe(reports) == 0);
+  const pid_t child = ::fork();
+  if (child == 0) {
+    ::close(reports[0]);
+    std::unique_ptr<JournalWriter> w;
+    std::string error;
+    if (JournalWriter::open(options_for(dir, 4096), &w, &error) != 0) ::_exit(3);
+    const std::string payload(100, 'k');
+    for (;;) {
+      int err = 0;
+      const uint64_t seq = w->append(RecordKind::WRITE,
+                                     reinterpret_cast<const uint8_t*>(payload.data()),
+                                     payload.size(), &err);
+      if (seq == 0 || ::write(reports[1], &seq, sizeof seq) != sizeof seq) ::_exit(4);
+    }
+  }
+  ::close(reports[1]);
+  uint64_t reported = 0;
+  for (int i = 0; i < 3000; ++i) {
+    uint64_t seq = 0;
+    if (::read(reports[0], &seq, sizeof seq) != sizeof seq) break;
+    reported = seq;
+  }
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ::close(reports[0]);
+  CHECK(WIFSIGNALED(status) && reported == 3000);
+  auto w = open_ok(options_for(dir, 4096));
+  if (!w) return;
+  CHECK(w->stats().last_seq >= reported);
+  w.reset();
+  std::vector<Decoded> records;
+  CHECK(decode_dir(dir, &records));
+  CHECK(records.size() >= reported && seqs_contiguous(records, 1));
+}
+
 }  // namespace
 
 int main() {
@@ -487,6 +531,7 @@ int main() {
   test_concurrent_appends(tmp);
   test_sync_to(tmp);
   test_disk_full(tmp);
+  test_killed_writer_loses_nothing(tmp);
   if (failures == 0) std::printf("journal_writer_test: ok\n");
   return failures == 0 ? 0 : 1;
 }
