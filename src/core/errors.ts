@@ -24,7 +24,7 @@ export function assert(condition: unknown, message = 'invariant violated'): asse
 /** A bad command-line argument or missing prerequisite the operator can fix. */
 export class UsageError extends UnderstudyError {
   readonly code = 'CLI_USAGE';
-  constructor(message: string, hint: string) {
-    super(message, hint);
+  constructor(message: string, hint: string, options?: { cause?: unknown }) {
+    super(message, hint, options);
   }
 }
