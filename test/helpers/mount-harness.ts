@@ -85,8 +85,14 @@ export interface MountHandle {
   journal: string;
   /** Stops with a signal, waits for exit; returns the exit code (null if killed by a signal). */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
-  /** SIGKILLs the daemon and clears the stale mount it leaves. */
+  /**
+   * SIGKILLs the daemon and waits for it to die. The stale mount stays (ops on it fail with
+   * ENOTCONN) until `clearStale`, so that clients still running never fall through to the
+   * directory underneath.
+   */
   crash(): Promise<void>;
+  /** Detaches the mount left by a crashed daemon (`umount -l`). */
+  clearStale(): void;
   /** The daemon's output so far, for assertion messages. */
   output(): string;
   child?: ChildProcess;
@@ -115,7 +121,8 @@ export async function startMount(t: TestLike, options: {
   if (PLAIN_MODE) {
     return {
       mountpoint: backing, backing, journal,
-      stop: async () => 0, crash: async () => undefined, output: () => '(plain mode: no mount)',
+      stop: async () => 0, crash: async () => undefined, clearStale: () => undefined,
+      output: () => '(plain mode: no mount)',
     };
   }
   const args = ['mount', mountpoint, '--backing', backing, '--journal', journal, ...(options.extraArgs ?? [])];
@@ -157,8 +164,8 @@ export async function startMount(t: TestLike, options: {
     crash: async () => {
       child.kill('SIGKILL');
       await exited(child);
-      lazyUnmount(mountpoint);
     },
+    clearStale: () => lazyUnmount(mountpoint),
   };
 }
 

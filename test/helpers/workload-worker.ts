@@ -16,6 +16,7 @@ import { closeSync, constants, openSync, writeSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { workloadPayload } from './workload.js';
 
 interface Args {
   dir: string;
@@ -156,11 +157,14 @@ async function main(): Promise<void> {
   const dirPath = (): string => `d${int(4)}/s${int(2)}`;
   const anyPath = (): string => (int(4) === 0 ? dirPath() : filePath());
   const abs = (path: string): string => join(args.dir, path);
-  const payload = (i: number, length: number): Buffer => {
-    const tag = Buffer.from(`<s${args.seed}w${args.worker}i${i}>`);
-    const data = Buffer.alloc(length);
-    for (let at = 0; at < length; at += tag.length) tag.copy(data, at);
-    return data;
+  const payload = (i: number, length: number): Buffer => workloadPayload(args.seed, args.worker, i, length);
+  // For ops that write through an fd: the inode they will touch, whatever its name becomes.
+  const opened = async (i: number, op: string, fh: fsp.FileHandle): Promise<void> => {
+    try {
+      log({ w: args.worker, i, phase: 'opened', op, ino: (await fh.stat()).ino });
+    } catch (error) {
+      log({ w: args.worker, i, phase: 'opened', op, statErr: (error as NodeJS.ErrnoException).code });
+    }
   };
   const sha = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
 
@@ -180,6 +184,7 @@ async function main(): Promise<void> {
       const data = payload(i, 1 + (int(10) === 0 ? int(200_000) : int(8192)));
       return { name: 'write', args: { path, offset, length: data.length }, run: async () => {
         const fh = await fsp.open(abs(path), constants.O_WRONLY | constants.O_CREAT, 0o644);
+        await opened(i, 'write', fh);
         try { return await writeAt(fh, data, offset); } finally { await fh.close(); }
       } };
     }
@@ -188,6 +193,7 @@ async function main(): Promise<void> {
       const data = payload(i, 1 + int(4096));
       return { name: 'append', args: { path, length: data.length }, run: async () => {
         const fh = await fsp.open(abs(path), constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT, 0o644);
+        await opened(i, 'append', fh);
         try { return await writeAt(fh, data, null); } finally { await fh.close(); }
       } };
     }
@@ -230,6 +236,7 @@ async function main(): Promise<void> {
       const data = payload(i, 1 + int(8192));
       return { name: 'unlink-open', args: { path, length: data.length }, run: async () => {
         const fh = await fsp.open(abs(path), constants.O_RDWR | constants.O_CREAT, 0o644);
+        await opened(i, 'unlink-open', fh);
         try {
           await fh.write(data, 0, data.length, 0);
           await fsp.unlink(abs(path));

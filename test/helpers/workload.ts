@@ -15,7 +15,7 @@ import { REPO_ROOT } from './mount-harness.js';
 export interface WorkloadLogLine {
   w: number;
   i: number;
-  phase: 'begin' | 'end';
+  phase: 'begin' | 'opened' | 'end';
   op: string;
   ok?: boolean;
   err?: string;
@@ -62,9 +62,19 @@ export interface Workload {
   /** SIGKILLs every worker at once. */
   kill(): void;
   children: ChildProcess[];
+  /** The log file of each worker. */
+  logs(): string[];
 }
 
 const WORKER = join(REPO_ROOT, 'test', 'helpers', 'workload-worker.ts');
+
+/** The bytes worker `worker` writes at its op `i`: a unique tag repeated, so every write differs. */
+export function workloadPayload(seed: number, worker: number, i: number, length: number): Buffer {
+  const tag = Buffer.from(`<s${seed}w${worker}i${i}>`);
+  const data = Buffer.alloc(length);
+  for (let at = 0; at < length; at += tag.length) tag.copy(data, at);
+  return data;
+}
 
 /** The directories every workload starts from (created through whatever `dir` is). */
 export function prepareWorkloadDir(dir: string): void {
@@ -78,8 +88,10 @@ export function startWorkload(t: TestLike, options: WorkloadOptions): Workload {
   const hangMsMax = options.hangMsMax ?? 60_000;
   const children: ChildProcess[] = [];
   const outcomes: Array<Promise<WorkerOutcome>> = [];
+  const logs: string[] = [];
   for (let worker = 0; worker < options.workers; worker += 1) {
     const log = join(options.logDir, `worker-${options.seed}-${worker}.jsonl`);
+    logs.push(log);
     const child = spawn(process.execPath, [
       '--import', '@tapjs/typescript/import', WORKER,
       '--dir', options.dir, '--seed', String(options.seed), '--worker', String(worker),
@@ -107,6 +119,7 @@ export function startWorkload(t: TestLike, options: WorkloadOptions): Workload {
     stop: () => { for (const child of children) child.kill('SIGTERM'); },
     kill: () => { for (const child of children) child.kill('SIGKILL'); },
     children,
+    logs: () => [...logs],
   };
 }
 
