@@ -1,0 +1,241 @@
+// Mount lifecycle: see mount.h. The FUSE threads are libfuse's (fuse_session_loop_mt); this
+// file only starts and stops them.
+#include "mount.h"
+
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "assert.h"
+
+namespace understudy {
+namespace {
+
+constexpr long FUSE_SUPER_MAGIC_ = 0x65735546;
+constexpr char FUSECTL_DIR[] = "/sys/fs/fuse/connections";
+// Threads: up to 64 requests served at once; 16 kept idle so bursts do not pay thread
+// creation (and their thread_local buffers stay warm).
+constexpr unsigned LOOP_THREADS_MAX = 64;
+constexpr unsigned LOOP_IDLE_THREADS = 16;
+
+bool fail(MountFailure* failure, int err, const char* syscall, const std::string& message) {
+  if (failure != nullptr) {
+    failure->err = err;
+    failure->syscall = syscall;
+    failure->message = message;
+  }
+  return false;
+}
+
+std::string with_errno(const std::string& what, int err) {
+  return what + ": " + std::strerror(err);
+}
+
+// The mountpoint must be an existing directory with no live FUSE mount on it already.
+bool check_mountpoint(const std::string& path, MountFailure* failure) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    const int err = errno;
+    return fail(failure, err, "stat", with_errno("mountpoint " + path, err));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return fail(failure, ENOTDIR, "stat", "mountpoint " + path + " is not a directory");
+  }
+  struct statfs sfs;
+  struct stat up;
+  if (statfs(path.c_str(), &sfs) == 0 && sfs.f_type == FUSE_SUPER_MAGIC_ &&
+      stat((path + "/..").c_str(), &up) == 0 && up.st_dev != st.st_dev) {
+    return fail(failure, EBUSY, "mount", "mountpoint " + path + " already has a FUSE mount");
+  }
+  return true;
+}
+
+bool check_environment(const MountOptions& o, MountFailure* failure) {
+  if (geteuid() != 0) {
+    return fail(failure, EPERM, "geteuid", "mounting a vault needs root");
+  }
+  if (access("/dev/fuse", R_OK | W_OK) != 0) {
+    return fail(failure, ENODEV, "open", with_errno("/dev/fuse is not usable", errno));
+  }
+  if (access(o.journal_dir.c_str(), W_OK | X_OK) != 0) {
+    const int err = errno;
+    return fail(failure, err, "access", with_errno("journal dir " + o.journal_dir, err));
+  }
+  if (!clear_stale_mount(o.mountpoint, failure)) {
+    if (failure != nullptr && failure->err != 0) return false;
+  }
+  return check_mountpoint(o.mountpoint, failure);
+}
+
+void serve(struct fuse_session* session) {
+  struct fuse_loop_config* config = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_clone_fd(config, 1);  // one /dev/fuse fd per thread: less contention
+  fuse_loop_cfg_set_max_threads(config, LOOP_THREADS_MAX);
+  fuse_loop_cfg_set_idle_threads(config, LOOP_IDLE_THREADS);
+  const int rc = fuse_session_loop_mt(session, config);
+  if (rc != 0) std::fprintf(stderr, "understudy: FUSE loop ended with %d\n", rc);
+  fuse_loop_cfg_destroy(config);
+}
+
+}  // namespace
+
+bool clear_stale_mount(const std::string& path, MountFailure* failure) {
+  if (failure != nullptr) failure->err = 0;
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0 || errno != ENOTCONN) return false;
+  // A FUSE mount whose daemon died: detach it so the path is usable again.
+  if (umount2(path.c_str(), MNT_DETACH) != 0) {
+    const int err = errno;
+    return fail(failure, err, "umount2", with_errno("cannot clear stale mount " + path, err));
+  }
+  return true;
+}
+
+std::unique_ptr<Mount> Mount::open(const MountOptions& options,
+                                   std::function<void(uint64_t)> on_written,
+                                   MountFailure* failure) {
+  if (!check_environment(options, failure)) return nullptr;
+  std::unique_ptr<Mount> mount(new Mount());
+  mount->mountpoint_ = options.mountpoint;
+  // Opened before mounting: afterwards the path may lead into the mount itself.
+  const int root_fd = ::open(options.backing.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root_fd < 0) {
+    const int err = errno;
+    fail(failure, err, "open", with_errno("backing dir " + options.backing, err));
+    return nullptr;
+  }
+  struct stat st;
+  if (fstat(root_fd, &st) != 0) {
+    const int err = errno;
+    close(root_fd);
+    fail(failure, err, "fstat", with_errno("backing dir " + options.backing, err));
+    return nullptr;
+  }
+  mount->table_ = std::make_unique<InodeTable>(root_fd, st.st_dev, st.st_ino);
+
+  JournalOptions jo;
+  jo.dir = options.journal_dir;
+  jo.epoch = options.epoch;
+  jo.segment_bytes_max = options.segment_bytes_max;
+  std::string why;
+  if (const int err = JournalWriter::open(jo, &mount->journal_, &why); err != 0) {
+    fail(failure, err, "open", "journal " + options.journal_dir + ": " + why);
+    return nullptr;
+  }
+  if (on_written) mount->journal_->set_listener(std::move(on_written));
+  mount->unmounted_ = true;  // nothing to stop until start() succeeds
+  if (!mount->start(options, failure)) {
+    mount->journal_->close();
+    return nullptr;
+  }
+  mount->unmounted_ = false;
+  return mount;
+}
+
+bool Mount::start(const MountOptions& options, MountFailure* failure) {
+  ctx_ = std::make_unique<OpsContext>();
+  ctx_->table = table_.get();
+  ctx_->journal = journal_.get();
+  ctx_->writeback_cache = options.writeback_cache;
+  // Behave like the backing for every user: the kernel checks permissions (with the
+  // caller's groups), suid/dev work as on the backing, fstype shows as fuse.understudy.
+  const char* argv[] = {"understudy", "-o",
+                        "allow_other,default_permissions,dev,suid,fsname=understudy,"
+                        "subtype=understudy"};
+  struct fuse_args args = FUSE_ARGS_INIT(3, const_cast<char**>(argv));
+  session_ = fuse_session_new(&args, &capture_ops(), sizeof(struct fuse_lowlevel_ops),
+                              ctx_.get());
+  fuse_opt_free_args(&args);
+  if (session_ == nullptr) return fail(failure, EINVAL, "fuse_session_new", "bad FUSE options");
+  if (fuse_session_mount(session_, options.mountpoint.c_str()) != 0) {
+    fuse_session_destroy(session_);
+    session_ = nullptr;
+    return fail(failure, EIO, "mount",
+                "mounting " + options.mountpoint + " failed (libfuse logged why on stderr)");
+  }
+  struct fuse_session* session = session_;
+  loop_ = std::thread([session] { serve(session); });
+  struct stat st;
+  if (stat(options.mountpoint.c_str(), &st) == 0) fuse_dev_ = st.st_dev;
+  return true;
+}
+
+void Mount::abort_connection() {
+  if (fuse_dev_ == 0) return;
+  char path[96];
+  const unsigned long id = (static_cast<unsigned long>(major(fuse_dev_)) << 20) |
+                           static_cast<unsigned long>(minor(fuse_dev_));
+  std::snprintf(path, sizeof path, "%s/%lu/abort", FUSECTL_DIR, id);
+  int fd = ::open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT) {
+    mount("fusectl", FUSECTL_DIR, "fusectl", 0, nullptr);  // not mounted yet on this host
+    fd = ::open(path, O_WRONLY | O_CLOEXEC);
+  }
+  if (fd < 0) {
+    std::fprintf(stderr, "understudy: cannot abort FUSE connection %s: %s\n", path,
+                 std::strerror(errno));
+    return;
+  }
+  if (write(fd, "1", 1) != 1) {
+    std::fprintf(stderr, "understudy: aborting FUSE connection failed: %s\n",
+                 std::strerror(errno));
+  }
+  close(fd);
+}
+
+int Mount::unmount(MountFailure* failure) {
+  if (unmounted_) return 0;
+  unmounted_ = true;
+  // Only unmount what is ours: after an outside umount the path may show the backing fs.
+  // Asked while the loop still serves (after fuse_session_exit it may drop requests).
+  struct stat st;
+  const bool ours = stat(mountpoint_.c_str(), &st) == 0 && st.st_dev == fuse_dev_;
+  if (ours && umount2(mountpoint_.c_str(), 0) == 0) {
+    // A clean unmount ends the connection: the loop's reads fail with ENODEV.
+  } else {
+    // Busy (open files, a cwd) or already gone: detach it, and cut the connection so the
+    // loop ends now; processes still using it get ENOTCONN, never a hang.
+    if (ours) umount2(mountpoint_.c_str(), MNT_DETACH);
+    abort_connection();
+  }
+  fuse_session_exit(session_);
+  loop_.join();
+  fuse_session_unmount(session_);  // the mount is gone already: this closes the fd
+  fuse_session_destroy(session_);
+  session_ = nullptr;
+  const int err = journal_->close();
+  if (err != 0) {
+    fail(failure, err, "close", with_errno("closing the journal", err));
+    return err;
+  }
+  return 0;
+}
+
+Mount::~Mount() {
+  unmount(nullptr);
+}
+
+int Mount::flush() {
+  const uint64_t last = journal_->stats().last_seq;
+  return last == 0 ? 0 : journal_->sync_to(last);
+}
+
+MountStatsSnapshot Mount::stats() {
+  MountStatsSnapshot s;
+  s.journal = journal_->stats();
+  s.journal_errors = ctx_->counters.journal_errors.load(std::memory_order_relaxed);
+  s.unnamed_mutations = ctx_->counters.unnamed_mutations.load(std::memory_order_relaxed);
+  for (size_t i = 0; i < OP_COUNT; i++) {
+    s.ops[i] = ctx_->counters.ops[i].load(std::memory_order_relaxed);
+  }
+  return s;
+}
+
+}  // namespace understudy

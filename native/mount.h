@@ -1,0 +1,83 @@
+// The lifecycle of one FUSE capture mount: checks, backing fd, journal, session, the
+// fuse_session_loop_mt thread, and unmount. No Node-API here (native/addon_mount.cc).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "inode_table.h"
+#include "journal_writer.h"
+#include "ops.h"
+
+namespace understudy {
+
+struct MountOptions {
+  std::string mountpoint;
+  std::string backing;      // may equal mountpoint: "mount over"
+  std::string journal_dir;
+  uint32_t epoch = 1;
+  bool writeback_cache = false;
+  uint64_t segment_bytes_max = SEGMENT_BYTES_MAX_DEFAULT;
+};
+
+/** A failure that crosses to JS as an error with `code` = errno name and `syscall`. */
+struct MountFailure {
+  int err = 0;
+  std::string syscall;
+  std::string message;
+};
+
+struct MountStatsSnapshot {
+  JournalStats journal;
+  uint64_t journal_errors;
+  uint64_t unnamed_mutations;
+  uint64_t ops[OP_COUNT];
+};
+
+class Mount {
+ public:
+  /**
+   * Checks the environment, opens the backing dir (before mounting, so the mountpoint may
+   * be the backing itself), opens the journal, mounts and starts serving. `on_written`
+   * is called from a journal thread with the newest written seq.
+   */
+  static std::unique_ptr<Mount> open(const MountOptions& options,
+                                     std::function<void(uint64_t)> on_written,
+                                     MountFailure* failure);
+  ~Mount();
+  Mount(const Mount&) = delete;
+  Mount& operator=(const Mount&) = delete;
+
+  /** Makes the journal durable up to its last seq. 0 or an errno. */
+  int flush();
+  MountStatsSnapshot stats();
+
+  /**
+   * Stops serving: unmounts (lazily and aborting the connection if files are still open),
+   * joins the loop, closes the journal. Idempotent; blocks; never from a FUSE thread.
+   */
+  int unmount(MountFailure* failure);
+
+ private:
+  Mount() = default;
+  bool start(const MountOptions& options, MountFailure* failure);
+  void abort_connection();
+
+  std::string mountpoint_;
+  std::unique_ptr<JournalWriter> journal_;
+  std::unique_ptr<InodeTable> table_;
+  std::unique_ptr<OpsContext> ctx_;
+  struct fuse_session* session_ = nullptr;
+  dev_t fuse_dev_ = 0;  // st_dev of the mounted root: names the connection in fusectl
+  std::thread loop_;
+  bool unmounted_ = false;
+};
+
+/** Detaches a dead FUSE mount at `path` (stat fails with ENOTCONN). True if one was cleared. */
+bool clear_stale_mount(const std::string& path, MountFailure* failure);
+
+}  // namespace understudy

@@ -1,0 +1,1254 @@
+// FUSE low-level ops of the capture layer: one op_<name> per operation. Each mutation is
+// applied to the backing directory, read back with fstat, journaled, and only then replied.
+//
+// Lock order (never the reverse, never skip back):
+//   1. OpsContext::namespace_lock (std::shared_mutex)
+//        exclusive: ops that change names (create, mknod, mkdir, symlink, link, unlink,
+//                   rmdir, rename) and open(O_CREAT) through create;
+//        shared:    data/attr mutations (write, setattr, open(O_TRUNC), setxattr,
+//                   removexattr, fallocate, copy_file_range) and ops that learn names
+//                   (lookup, readdirplus), so a name learned or used is the backing's.
+//   2. Inode::lock (std::mutex) of the one inode a data/attr mutation changes.
+//   3. InodeTable's mutex (leaf; taken inside inode_table.cc only).
+// Journal calls (enqueue) are made under 1 and 2 so that seq order is the order in which
+// mutations took effect (invariant 1); wait_written() and sync_to() run after the locks are
+// dropped so that concurrent writers share one group write (invariant 2 still holds: the
+// reply is sent only after wait_written()).
+#include "ops.h"
+
+// GCC 12 at -O3 reports a false array-bounds/stringop-overflow in std::vector::insert when
+// PayloadWriter::append follows PayloadWriter's clear() (GCC bug 107852 family). The appends
+// are bounds-correct; silence exactly these two for this file.
+#pragma GCC diagnostic ignored "-Warray-bounds"
+#pragma GCC diagnostic ignored "-Wstringop-overflow"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "assert.h"
+#include "record_codec.h"
+
+namespace understudy {
+namespace {
+
+// The backing is changed only through this mount, so the kernel may cache for long.
+constexpr double CACHE_TIMEOUT_S = 86400.0;
+constexpr char HIDDEN_XATTR_PREFIX[] = "trusted.understudy.";
+constexpr size_t XATTR_LIST_BYTES_MAX = 65536;  // the kernel's XATTR_LIST_MAX
+
+// Reused per FUSE worker thread: no heap allocation per op once warm.
+thread_local std::vector<uint8_t> tl_payload;
+thread_local std::string tl_path;
+thread_local std::string tl_path2;
+thread_local std::vector<char> tl_buf;
+
+OpsContext& ctx(fuse_req_t req) { return *static_cast<OpsContext*>(fuse_req_userdata(req)); }
+
+Inode& inode_of(fuse_req_t req, fuse_ino_t ino) { return ctx(req).table->get(ino); }
+
+void count(fuse_req_t req, Op op) {
+  ctx(req).counters.ops[static_cast<size_t>(op)].fetch_add(1, std::memory_order_relaxed);
+}
+
+/** "/proc/self/fd/N" on the stack: reopening an O_PATH fd or reaching its xattrs. */
+struct ProcPath {
+  char text[40];
+  explicit ProcPath(int fd) { std::snprintf(text, sizeof text, "/proc/self/fd/%d", fd); }
+  const char* c_str() const { return text; }
+};
+
+int64_t ns_of(const struct timespec& ts) {
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+int stat_fd(int fd, struct stat* st) {
+  return fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 ? 0 : errno;
+}
+
+bool is_hidden_xattr(const char* name) {
+  return std::strncmp(name, HIDDEN_XATTR_PREFIX, sizeof HIDDEN_XATTR_PREFIX - 1) == 0;
+}
+
+// Flags for a backing fd. O_DIRECT is dropped: libfuse's buffers are not aligned for it and
+// the kernel already bypasses its own page cache for O_DIRECT opens of the mount. With the
+// writeback cache the kernel reads to fill pages and places appends itself (as passthrough_hp).
+int backing_open_flags(const OpsContext& c, int flags) {
+  flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW | O_DIRECT);
+  if (c.writeback_cache) {
+    if ((flags & O_ACCMODE) == O_WRONLY) flags = (flags & ~O_ACCMODE) | O_RDWR;
+    flags &= ~O_APPEND;
+  }
+  return flags | O_CLOEXEC;
+}
+
+enum class Target { JOURNAL, SKIP, FAIL };
+
+// Decides whether a mutation of `inode` (with `st` read after it) is journaled, and puts its
+// path in `out`. Files without links left are not journaled (docs/journal-format.md).
+Target path_for(OpsContext& c, Inode& inode, const struct stat& st, std::string& out) {
+  if (st.st_nlink == 0) return Target::SKIP;
+  switch (c.table->path_of(inode, out)) {
+    case PathStatus::OK:
+      return Target::JOURNAL;
+    case PathStatus::TOO_LONG:
+      c.counters.journal_errors.fetch_add(1, std::memory_order_relaxed);
+      return Target::FAIL;
+    case PathStatus::UNNAMED:
+      break;
+  }
+  c.counters.unnamed_mutations.fetch_add(1, std::memory_order_relaxed);
+  if (!inode.unnamed_logged.exchange(true)) {
+    std::fprintf(stderr,
+                 "understudy: inode %llu changed but has no known name (a hard link made "
+                 "outside the mount); not journaled, run a sync\n",
+                 static_cast<unsigned long long>(st.st_ino));
+  }
+  return Target::SKIP;
+}
+
+struct Journaled;
+bool want_record(OpsContext& c, Inode& inode, const struct stat& st, Journaled* j);
+
+// Appends the record in tl_payload. Returns its seq, or 0 with the failure counted.
+uint64_t enqueue(OpsContext& c, RecordKind kind) {
+  int err = 0;
+  const uint64_t seq = c.journal->enqueue(kind, tl_payload.data(), tl_payload.size(), &err);
+  if (seq == 0) {
+    c.counters.journal_errors.fetch_add(1, std::memory_order_relaxed);
+    return 0;
+  }
+  uint64_t cur = c.last_enqueued.load(std::memory_order_relaxed);
+  while (seq > cur && !c.last_enqueued.compare_exchange_weak(cur, seq)) {
+  }
+  return seq;
+}
+
+/**
+ * The outcome of the journal part of a mutation, settled after the locks are dropped.
+ * Invariant 2: a mutation is replied to only once its records are written; one that was
+ * applied but could not be journaled replies EIO and is counted, never hidden.
+ */
+struct Journaled {
+  uint64_t seq = 0;     // newest record of the mutation; 0 if none
+  bool failed = false;  // applied but not journaled
+
+  void add(uint64_t s) {
+    if (s == 0) failed = true;
+    else seq = s;
+  }
+  int settle(OpsContext& c) const {
+    if (failed) return EIO;
+    if (seq == 0) return 0;
+    if (c.journal->wait_written(seq) != 0) {
+      c.counters.journal_errors.fetch_add(1, std::memory_order_relaxed);
+      return EIO;
+    }
+    return 0;
+  }
+};
+
+// True when a record for `inode` should be written; its path is then in tl_path.
+bool want_record(OpsContext& c, Inode& inode, const struct stat& st, Journaled* j) {
+  const Target target = path_for(c, inode, st, tl_path);
+  if (target == Target::FAIL) j->failed = true;
+  return target == Target::JOURNAL;
+}
+
+void touch(Inode& inode, uint64_t seq) {
+  // Only ever raised: the seq of the newest record that touched the inode (for fsync).
+  uint64_t cur = inode.last_seq.load(std::memory_order_relaxed);
+  while (seq > cur && !inode.last_seq.compare_exchange_weak(cur, seq)) {
+  }
+}
+
+void fill_entry(OpsContext& c, Inode& inode, const struct stat& st, fuse_entry_param* e) {
+  std::memset(e, 0, sizeof *e);
+  e->ino = c.table->ino_of(inode);
+  e->attr = st;
+  e->attr_timeout = CACHE_TIMEOUT_S;
+  e->entry_timeout = CACHE_TIMEOUT_S;
+}
+
+// Looks `name` up in `parent` and takes a lookup reference. Caller holds namespace_lock.
+int lookup_locked(OpsContext& c, Inode& parent, const char* name, fuse_entry_param* e) {
+  const int fd = openat(parent.fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return errno;
+  struct stat st;
+  if (const int err = stat_fd(fd, &st); err != 0) {
+    close(fd);
+    return err;
+  }
+  Inode& inode = c.table->acquire(fd, st, &parent, name, c.last_enqueued.load());
+  fill_entry(c, inode, st, e);
+  return 0;
+}
+
+// ---- lookups and attributes -------------------------------------------------------------
+
+void op_init(void* userdata, struct fuse_conn_info* conn) {
+  auto& c = *static_cast<OpsContext*>(userdata);
+  // 1 MiB requests (libfuse 3.14 sizes its buffer for 256 pages and sets max_pages from it).
+  conn->max_write = 1u << 20;
+  // Reads are replied by splicing from the backing fd; writes come in memory because their
+  // bytes are copied into the journal anyway (so no write_buf and no SPLICE_READ).
+  conn->want |= conn->capable & (FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+  conn->want |= conn->capable & FUSE_CAP_CACHE_SYMLINKS;
+  // The server runs as root, so its writes never clear setuid/setgid: let the kernel do it.
+  conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+  // No lock ops: the kernel keeps POSIX and flock locks locally (one mount per backing).
+  conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+  if (c.writeback_cache && (conn->capable & FUSE_CAP_WRITEBACK_CACHE)) {
+    conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+  } else {
+    conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+    c.writeback_cache = false;
+  }
+  conn->max_background = 64;
+  conn->congestion_threshold = 48;
+  conn->time_gran = 1;
+}
+
+void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  count(req, Op::LOOKUP);
+  OpsContext& c = ctx(req);
+  Inode& dir = c.table->get(parent);
+  fuse_entry_param e;
+  int err;
+  {
+    std::shared_lock names(c.namespace_lock);  // the name we learn is the backing's
+    err = lookup_locked(c, dir, name, &e);
+  }
+  if (err == ENOENT) {
+    // Negative entries may be cached too: a name appears only through this mount.
+    std::memset(&e, 0, sizeof e);
+    e.entry_timeout = CACHE_TIMEOUT_S;
+    fuse_reply_entry(req, &e);
+    return;
+  }
+  if (err != 0) {
+    fuse_reply_err(req, err);
+    return;
+  }
+  fuse_reply_entry(req, &e);
+}
+
+void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  count(req, Op::FORGET);
+  ctx(req).table->forget(inode_of(req, ino), nlookup);
+  fuse_reply_none(req);
+}
+
+void op_forget_multi(fuse_req_t req, size_t n, struct fuse_forget_data* forgets) {
+  count(req, Op::FORGET);
+  OpsContext& c = ctx(req);
+  for (size_t i = 0; i < n; i++) c.table->forget(c.table->get(forgets[i].ino), forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+
+void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+  count(req, Op::GETATTR);
+  struct stat st;
+  const int fd = fi != nullptr ? static_cast<int>(fi->fh) : inode_of(req, ino).fd;
+  const int err = fi != nullptr ? (fstat(fd, &st) == 0 ? 0 : errno) : stat_fd(fd, &st);
+  if (err != 0) return (void)fuse_reply_err(req, err);
+  fuse_reply_attr(req, &st, CACHE_TIMEOUT_S);
+}
+
+void op_readlink(fuse_req_t req, fuse_ino_t ino) {
+  count(req, Op::READLINK);
+  char target[PATH_MAX + 1];
+  const ssize_t n = readlinkat(inode_of(req, ino).fd, "", target, PATH_MAX);
+  if (n < 0) return (void)fuse_reply_err(req, errno);
+  target[n] = '\0';
+  fuse_reply_readlink(req, target);
+}
+
+void op_statfs(fuse_req_t req, fuse_ino_t ino) {
+  count(req, Op::STATFS);
+  struct statvfs sv;
+  if (fstatvfs(inode_of(req, ino).fd, &sv) != 0) return (void)fuse_reply_err(req, errno);
+  fuse_reply_statfs(req, &sv);
+}
+
+
+// ---- setattr: one record per attribute, in the order size, mode, owner, times -----------
+
+int fd_or_proc(fuse_file_info* fi) { return fi != nullptr ? static_cast<int>(fi->fh) : -1; }
+
+void journal_truncate(OpsContext& c, Inode& inode, const struct stat& st, Journaled* j) {
+  if (!want_record(c, inode, st, j)) return;
+  PayloadWriter w(tl_payload);
+  w.u64(st.st_ino);
+  w.u64(static_cast<uint64_t>(st.st_size));
+  w.i64(ns_of(st.st_mtim));
+  w.bytes(tl_path);
+  const uint64_t seq = enqueue(c, RecordKind::TRUNCATE);
+  j->add(seq);
+  touch(inode, seq);
+}
+
+int set_size(OpsContext& c, Inode& inode, off_t size, fuse_file_info* fi, Journaled* j) {
+  const int fd = fd_or_proc(fi);
+  const int rc = fd >= 0 ? ftruncate(fd, size) : truncate(ProcPath(inode.fd).c_str(), size);
+  if (rc != 0) return errno;
+  struct stat st;
+  if (const int err = stat_fd(inode.fd, &st); err != 0) return err;
+  journal_truncate(c, inode, st, j);
+  return 0;
+}
+
+int set_mode(OpsContext& c, Inode& inode, mode_t mode, fuse_file_info* fi, Journaled* j) {
+  const int fd = fd_or_proc(fi);
+  const int rc = fd >= 0 ? fchmod(fd, mode) : chmod(ProcPath(inode.fd).c_str(), mode);
+  if (rc != 0) return errno;
+  struct stat st;
+  if (const int err = stat_fd(inode.fd, &st); err != 0) return err;
+  if (!want_record(c, inode, st, j)) return 0;
+  PayloadWriter w(tl_payload);
+  w.u64(st.st_ino);
+  w.u32(st.st_mode & 07777);
+  w.bytes(tl_path);
+  const uint64_t seq = enqueue(c, RecordKind::CHMOD);
+  j->add(seq);
+  touch(inode, seq);
+  return 0;
+}
+
+int set_owner(OpsContext& c, Inode& inode, uid_t uid, gid_t gid, Journaled* j) {
+  if (fchownat(inode.fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return errno;
+  struct stat st;
+  if (const int err = stat_fd(inode.fd, &st); err != 0) return err;
+  if (!want_record(c, inode, st, j)) return 0;
+  PayloadWriter w(tl_payload);
+  w.u64(st.st_ino);
+  w.u32(st.st_uid);
+  w.u32(st.st_gid);
+  w.u32(st.st_mode & 07777);  // a chown may have cleared setuid/setgid
+  w.bytes(tl_path);
+  const uint64_t seq = enqueue(c, RecordKind::CHOWN);
+  j->add(seq);
+  touch(inode, seq);
+  return 0;
+}
+
+int set_times(OpsContext& c, Inode& inode, const struct timespec ts[2], fuse_file_info* fi,
+              Journaled* j) {
+  const int fd = fd_or_proc(fi);
+  int rc = fd >= 0 ? futimens(fd, ts) : utimensat(inode.fd, "", ts, AT_EMPTY_PATH);
+  if (rc != 0 && fd < 0 && errno == EINVAL && inode.type != S_IFLNK) {
+    rc = utimensat(AT_FDCWD, ProcPath(inode.fd).c_str(), ts, 0);  // older kernels
+  }
+  if (rc != 0) return errno;
+  struct stat st;
+  if (const int err = stat_fd(inode.fd, &st); err != 0) return err;
+  if (!want_record(c, inode, st, j)) return 0;
+  PayloadWriter w(tl_payload);
+  w.u64(st.st_ino);
+  w.i64(ns_of(st.st_atim));
+  w.i64(ns_of(st.st_mtim));
+  w.bytes(tl_path);
+  const uint64_t seq = enqueue(c, RecordKind::UTIMENS);
+  j->add(seq);
+  touch(inode, seq);
+  return 0;
+}
+
+int apply_setattr(OpsContext& c, Inode& inode, const struct stat* attr, int to_set,
+                  fuse_file_info* fi, Journaled* j) {
+  int err = 0;
+  if (to_set & FUSE_SET_ATTR_SIZE) err = set_size(c, inode, attr->st_size, fi, j);
+  if (err == 0 && (to_set & FUSE_SET_ATTR_MODE)) err = set_mode(c, inode, attr->st_mode, fi, j);
+  if (err == 0 && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
+    const uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : static_cast<uid_t>(-1);
+    const gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : static_cast<gid_t>(-1);
+    err = set_owner(c, inode, uid, gid, j);
+  }
+  constexpr int TIMES = FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
+                        FUSE_SET_ATTR_MTIME_NOW;
+  if (err == 0 && (to_set & TIMES)) {
+    struct timespec ts[2];
+    ts[0].tv_nsec = ts[1].tv_nsec = UTIME_OMIT;
+    if (to_set & FUSE_SET_ATTR_ATIME_NOW) ts[0].tv_nsec = UTIME_NOW;
+    else if (to_set & FUSE_SET_ATTR_ATIME) ts[0] = attr->st_atim;
+    if (to_set & FUSE_SET_ATTR_MTIME_NOW) ts[1].tv_nsec = UTIME_NOW;
+    else if (to_set & FUSE_SET_ATTR_MTIME) ts[1] = attr->st_mtim;
+    err = set_times(c, inode, ts, fi, j);
+  }
+  return err;
+}
+
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
+                struct fuse_file_info* fi) {
+  count(req, Op::SETATTR);
+  OpsContext& c = ctx(req);
+  Inode& inode = c.table->get(ino);
+  Journaled j;
+  struct stat st;
+  int err;
+  {
+    std::shared_lock names(c.namespace_lock);  // the records' paths hold until enqueued
+    std::lock_guard<std::mutex> guard(inode.lock);
+    err = apply_setattr(c, inode, attr, to_set, fi, &j);
+    if (err == 0) err = stat_fd(inode.fd, &st);
+  }
+  // Invariant 2: even a partly failed setattr replies only after what it applied is written.
+  const int jerr = j.settle(c);
+  if (err == 0) err = jerr;
+  if (err != 0) return (void)fuse_reply_err(req, err);
+  fuse_reply_attr(req, &st, CACHE_TIMEOUT_S);
+}
+
+// ---- new names: create, mknod, mkdir, symlink (namespace lock exclusive) -----------------
+
+bool caller_in_group(fuse_req_t req, gid_t gid) {
+  const fuse_ctx* who = fuse_req_ctx(req);
+  if (who->gid == gid) return true;
+  gid_t groups[64];
+  const int n = fuse_req_getgroups(req, 64, groups);
+  for (int i = 0; i < n && i < 64; i++) {
+    if (groups[i] == gid) return true;
+  }
+  return false;
+}
+
+// The node was made by root: give it the owner and mode the kernel would have given the
+// caller (group of a setgid parent, setgid inherited by directories, setgid dropped for a
+// caller outside the group) and undo the daemon's own umask (the kernel applied the caller's).
+int adopt_new_node(fuse_req_t req, const struct stat& parent_st, int fd, mode_t mode,
+                   struct stat* st) {
+  const fuse_ctx* who = fuse_req_ctx(req);
+  const bool setgid_parent = (parent_st.st_mode & S_ISGID) != 0;
+  const uid_t uid = who->uid;
+  const gid_t gid = setgid_parent ? parent_st.st_gid : who->gid;
+  if (const int err = stat_fd(fd, st); err != 0) return err;
+  const bool chowned = st->st_uid != uid || st->st_gid != gid;
+  if (chowned && fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
+    return errno;
+  }
+  if (S_ISLNK(st->st_mode)) return chowned ? stat_fd(fd, st) : 0;
+  mode_t want = mode & 07777;
+  if (S_ISDIR(st->st_mode) && setgid_parent) want |= S_ISGID;
+  if (!S_ISDIR(st->st_mode) && (want & S_ISGID) && who->uid != 0 && !caller_in_group(req, gid)) {
+    want &= ~S_ISGID;
+  }
+  // A chown clears setuid/setgid, so the mode is set after it.
+  if (chowned || (st->st_mode & 07777) != want) {
+    if (chmod(ProcPath(fd).c_str(), want) != 0) return errno;
+    return stat_fd(fd, st);
+  }
+  return 0;
+}
+
+// After a node named `name` appeared in `dir`: fix its owner, enter it in the table (one
+// lookup for the reply) and journal it. `kind` is CREATE, MKDIR or SYMLINK.
+int finish_new_node(fuse_req_t req, OpsContext& c, Inode& dir, const char* name, mode_t mode,
+                    const char* link, fuse_entry_param* e, Journaled* j) {
+  const int fd = openat(dir.fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st, parent_st;
+  int err = fd < 0 ? errno : stat_fd(dir.fd, &parent_st);
+  if (err == 0) err = adopt_new_node(req, parent_st, fd, mode, &st);
+  if (err != 0) {
+    // Undo, so that the backing never holds a node the journal does not know of.
+    unlinkat(dir.fd, name, S_ISDIR(mode) ? AT_REMOVEDIR : 0);
+    if (fd >= 0) close(fd);
+    return err;
+  }
+  Inode& inode = c.table->acquire(fd, st, &dir, name, c.last_enqueued.load());
+  fill_entry(c, inode, st, e);
+  if (!want_record(c, inode, st, j)) return 0;
+  PayloadWriter w(tl_payload);
+  w.u64(st.st_ino);
+  RecordKind kind = RecordKind::CREATE;
+  if (link != nullptr) {
+    kind = RecordKind::SYMLINK;
+  } else {
+    kind = S_ISDIR(st.st_mode) ? RecordKind::MKDIR : RecordKind::CREATE;
+    w.u32(st.st_mode);
+  }
+  w.u32(st.st_uid);
+  w.u32(st.st_gid);
+  if (kind == RecordKind::CREATE) w.u64(st.st_rdev);
+  w.i64(ns_of(st.st_mtim));
+  w.i64(ns_of(parent_st.st_mtim));
+  w.bytes(tl_path);
+  if (link != nullptr) w.bytes(link, std::strlen(link));
+  const uint64_t seq = enqueue(c, kind);
+  j->add(seq);
+  touch(inode, seq);
+  touch(dir, seq);
+  return 0;
+}
+
+// Replies to a name op that produced an entry; drops the entry's lookup if the reply is an
+// error (the kernel will never forget an entry it did not receive).
+void reply_new_entry(fuse_req_t req, OpsContext& c, int err, const Journaled& j,
+                     fuse_entry_param* e) {
+  if (err == 0) err = j.settle(c);
+  else if (const int jerr = j.settle(c); jerr != 0) err = jerr;
+  if (err != 0) {
+    if (e->ino != 0) c.table->forget(c.table->get(e->ino), 1);
+    fuse_reply_err(req, err);
+    return;
+  }
+  fuse_reply_entry(req, e);
+}
+
+void make_node(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev,
+               const char* link) {
+  OpsContext& c = ctx(req);
+  Inode& dir = c.table->get(parent);
+  fuse_entry_param e;
+  std::memset(&e, 0, sizeof e);
+  Journaled j;
+  int err;
+  {
+    std::unique_lock names(c.namespace_lock);
+    int rc;
+    if (link != nullptr) rc = symlinkat(link, dir.fd, name);
+    else if (S_ISDIR(mode)) rc = mkdirat(dir.fd, name, mode & 07777);
+    else rc = mknodat(dir.fd, name, mode, rdev);
+    err = rc == 0 ? finish_new_node(req, c, dir, name, mode, link, &e, &j) : errno;
+  }
+  reply_new_entry(req, c, err, j, &e);
+}
+
+void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  count(req, Op::MKNOD);
+  make_node(req, parent, name, mode, rdev, nullptr);
+}
+
+void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  count(req, Op::MKDIR);
+  make_node(req, parent, name, S_IFDIR | (mode & 07777), 0, nullptr);
+}
+
+void op_symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
+  count(req, Op::SYMLINK);
+  make_node(req, parent, name, S_IFLNK | 0777, 0, link);
+}
+
+void set_open_flags(fuse_file_info* fi) {
+  fi->keep_cache = 1;  // the backing changes only through this mount
+  fi->noflush = 1;     // flush has nothing to do: writes are already on the backing
+}
+
+// create() found the name taken (no O_EXCL): a plain open, journaling O_TRUNC.
+int open_existing(OpsContext& c, Inode& dir, const char* name, fuse_file_info* fi,
+                  fuse_entry_param* e, Journaled* j) {
+  const int fd = openat(dir.fd, name, backing_open_flags(c, fi->flags) | O_NOFOLLOW);
+  if (fd < 0) return errno;
+  if (const int err = lookup_locked(c, dir, name, e); err != 0) {
+    close(fd);
+    return err;
+  }
+  if (fi->flags & O_TRUNC) journal_truncate(c, c.table->get(e->ino), e->attr, j);
+  fi->fh = static_cast<uint64_t>(fd);
+  return 0;
+}
+
+void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+               struct fuse_file_info* fi) {
+  count(req, Op::CREATE);
+  OpsContext& c = ctx(req);
+  Inode& dir = c.table->get(parent);
+  fuse_entry_param e;
+  std::memset(&e, 0, sizeof e);
+  Journaled j;
+  int err = 0;
+  {
+    std::unique_lock names(c.namespace_lock);
+    const int flags = backing_open_flags(c, fi->flags) | O_CREAT | O_EXCL | O_NOFOLLOW;
+    const int fd = openat(dir.fd, name, flags, mode & 07777);
+    if (fd >= 0) {
+      fi->fh = static_cast<uint64_t>(fd);
+      err = finish_new_node(req, c, dir, name, S_IFREG | mode, nullptr, &e, &j);
+      if (err != 0) close(fd);
+    } else if (errno == EEXIST && !(fi->flags & O_EXCL)) {
+      err = open_existing(c, dir, name, fi, &e, &j);
+    } else {
+      err = errno;
+    }
+  }
+  if (err == 0) err = j.settle(c);
+  if (err != 0) {
+    if (e.ino != 0) {
+      c.table->forget(c.table->get(e.ino), 1);
+      close(static_cast<int>(fi->fh));
+    }
+    return (void)fuse_reply_err(req, err);
+  }
+  set_open_flags(fi);
+  fuse_reply_create(req, &e, fi);
+}
+
+void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
+  count(req, Op::LINK);
+  OpsContext& c = ctx(req);
+  Inode& inode = c.table->get(ino);
+  Inode& dir = c.table->get(newparent);
+  fuse_entry_param e;
+  std::memset(&e, 0, sizeof e);
+  Journaled j;
+  int err = 0;
+  {
+    std::unique_lock names(c.namespace_lock);
+    const PathStatus old_path = c.table->path_of(inode, tl_path2);
+    struct stat st, parent_st;
+    if (linkat(inode.fd, "", dir.fd, newname, AT_EMPTY_PATH) != 0) err = errno;
+    if (err == 0) err = stat_fd(inode.fd, &st);
+    if (err == 0) err = stat_fd(dir.fd, &parent_st);
+    if (err == 0) {
+      c.table->ref(inode, dir, newname);
+      fill_entry(c, inode, st, &e);
+      // The new name's path is built from the (named) directory; the old from the inode.
+      const PathStatus new_path = c.table->path_in(dir, newname, tl_path);
+      if (old_path == PathStatus::UNNAMED || new_path == PathStatus::UNNAMED) {
+        c.counters.unnamed_mutations.fetch_add(1, std::memory_order_relaxed);
+      } else if (old_path != PathStatus::OK || new_path != PathStatus::OK) {
+        j.failed = true;
+        c.counters.journal_errors.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        PayloadWriter w(tl_payload);
+        w.u64(st.st_ino);
+        w.i64(ns_of(parent_st.st_mtim));
+        w.bytes(tl_path2);
+        w.bytes(tl_path);
+        const uint64_t seq = enqueue(c, RecordKind::LINK);
+        j.add(seq);
+        touch(inode, seq);
+        touch(dir, seq);
+      }
+    }
+  }
+  reply_new_entry(req, c, err, j, &e);
+}
+
+// ---- removing and moving names (namespace lock exclusive) ----------------------------------
+
+// Records whose path names an entry of `dir`: unnamed directories are counted, not journaled.
+bool entry_path(OpsContext& c, Inode& dir, const char* name, std::string& out, Journaled* j) {
+  switch (c.table->path_in(dir, name, out)) {
+    case PathStatus::OK:
+      return true;
+    case PathStatus::TOO_LONG:
+      j->failed = true;
+      c.counters.journal_errors.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    case PathStatus::UNNAMED:
+      break;
+  }
+  c.counters.unnamed_mutations.fetch_add(1, std::memory_order_relaxed);
+  return false;
+}
+
+void remove_entry(fuse_req_t req, fuse_ino_t parent, const char* name, bool is_dir) {
+  OpsContext& c = ctx(req);
+  Inode& dir = c.table->get(parent);
+  Journaled j;
+  int err = 0;
+  {
+    std::unique_lock names(c.namespace_lock);
+    struct stat st, parent_st;
+    if (fstatat(dir.fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) err = errno;
+    if (err == 0 && unlinkat(dir.fd, name, is_dir ? AT_REMOVEDIR : 0) != 0) err = errno;
+    if (err == 0) err = stat_fd(dir.fd, &parent_st);
+    if (err == 0) {
+      const bool journal = entry_path(c, dir, name, tl_path, &j);
+      c.table->remove_name(st.st_dev, st.st_ino, dir, name);
+      if (journal) {
+        PayloadWriter w(tl_payload);
+        w.u64(st.st_ino);
+        w.i64(ns_of(parent_st.st_mtim));
+        w.bytes(tl_path);
+        const uint64_t seq = enqueue(c, is_dir ? RecordKind::RMDIR : RecordKind::UNLINK);
+        j.add(seq);
+        touch(dir, seq);
+      }
+    }
+  }
+  if (err == 0) err = j.settle(c);
+  fuse_reply_err(req, err);
+}
+
+void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  count(req, Op::UNLINK);
+  remove_entry(req, parent, name, false);
+}
+
+void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  count(req, Op::RMDIR);
+  remove_entry(req, parent, name, true);
+}
+
+struct RenameArgs {
+  Inode& dir;
+  const char* name;
+  Inode& newdir;
+  const char* newname;
+  unsigned int flags;
+};
+
+// Applies a rename under the exclusive namespace lock and journals it.
+int apply_rename(OpsContext& c, const RenameArgs& a, Journaled* j) {
+  struct stat st_old, st_new, old_parent_st, new_parent_st;
+  if (fstatat(a.dir.fd, a.name, &st_old, AT_SYMLINK_NOFOLLOW) != 0) return errno;
+  bool replaced = fstatat(a.newdir.fd, a.newname, &st_new, AT_SYMLINK_NOFOLLOW) == 0;
+  if (!replaced && errno != ENOENT) return errno;
+  if (renameat2(a.dir.fd, a.name, a.newdir.fd, a.newname, a.flags) != 0) return errno;
+  if (replaced && st_old.st_dev == st_new.st_dev && st_old.st_ino == st_new.st_ino) {
+    return 0;  // two links of one file: rename(2) does nothing
+  }
+  if (const int err = stat_fd(a.dir.fd, &old_parent_st); err != 0) return err;
+  if (const int err = stat_fd(a.newdir.fd, &new_parent_st); err != 0) return err;
+  const bool exchange = (a.flags & RENAME_EXCHANGE) != 0;
+  // Paths are taken before the table moves the names.
+  const bool journal = entry_path(c, a.dir, a.name, tl_path, j) &&
+                       entry_path(c, a.newdir, a.newname, tl_path2, j);
+  if (replaced && !exchange) c.table->remove_name(st_new.st_dev, st_new.st_ino, a.newdir, a.newname);
+  c.table->move_name(st_old.st_dev, st_old.st_ino, a.dir, a.name, a.newdir, a.newname);
+  if (exchange) {
+    c.table->move_name(st_new.st_dev, st_new.st_ino, a.newdir, a.newname, a.dir, a.name);
+  }
+  if (!journal) return 0;
+  PayloadWriter w(tl_payload);
+  w.u64(st_old.st_ino);
+  w.u64(replaced ? st_new.st_ino : 0);
+  w.u32(a.flags);
+  w.i64(ns_of(old_parent_st.st_mtim));
+  w.i64(ns_of(new_parent_st.st_mtim));
+  w.bytes(tl_path);
+  w.bytes(tl_path2);
+  const uint64_t seq = enqueue(c, RecordKind::RENAME);
+  j->add(seq);
+  touch(a.dir, seq);
+  touch(a.newdir, seq);
+  return 0;
+}
+
+void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
+               const char* newname, unsigned int flags) {
+  count(req, Op::RENAME);
+  OpsContext& c = ctx(req);
+  // RENAME_WHITEOUT is for overlayfs; the journal format knows NOREPLACE and EXCHANGE only.
+  if (flags & ~static_cast<unsigned int>(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+    return (void)fuse_reply_err(req, EINVAL);
+  }
+  Journaled j;
+  int err;
+  {
+    std::unique_lock names(c.namespace_lock);
+    err = apply_rename(c, {c.table->get(parent), name, c.table->get(newparent), newname, flags},
+                       &j);
+  }
+  if (err == 0) err = j.settle(c);
+  fuse_reply_err(req, err);
+}
+
+// ---- files ---------------------------------------------------------------------------------
+
+void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+  count(req, Op::OPEN);
+  OpsContext& c = ctx(req);
+  Inode& inode = c.table->get(ino);
+  const int flags = backing_open_flags(c, fi->flags);
+  Journaled j;
+  int fd;
+  int err = 0;
+  if (fi->flags & O_TRUNC) {
+    // Truncating is a mutation: same locks as setattr(size).
+    std::shared_lock names(c.namespace_lock);
+    std::lock_guard<std::mutex> guard(inode.lock);
+    fd = open(ProcPath(inode.fd).c_str(), flags);
+    struct stat st;
+    if (fd < 0) err = errno;
+    else if ((err = stat_fd(inode.fd, &st)) == 0) journal_truncate(c, inode, st, &j);
+  } else {
+    fd = open(ProcPath(inode.fd).c_str(), flags);
+    if (fd < 0) err = errno;
+  }
+  if (err == 0) err = j.settle(c);
+  if (err != 0) {
+    if (fd >= 0) close(fd);
+    return (void)fuse_reply_err(req, err);
+  }
+  fi->fh = static_cast<uint64_t>(fd);
+  set_open_flags(fi);
+  fuse_reply_open(req, fi);
+}
+
+void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi) {
+  count(req, Op::READ);
+  // Reply from the backing fd; libfuse splices it to /dev/fuse without a copy.
+  struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+  buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+  buf.buf[0].fd = static_cast<int>(fi->fh);
+  buf.buf[0].pos = off;
+  fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+// Journals `size` bytes that landed at `offset`, split into records of at most 1 MiB.
+void journal_write(OpsContext& c, Inode& inode, const struct stat& st, uint64_t offset,
+                   const char* data, size_t size, Journaled* j) {
+  for (size_t done = 0; done < size;) {
+    const size_t n = std::min(size - done, WRITE_DATA_BYTES_MAX);
+    PayloadWriter w(tl_payload);
+    w.u64(st.st_ino);
+    w.u64(offset + done);
+    w.i64(ns_of(st.st_mtim));
+    w.bytes(tl_path);
+    w.raw(data + done, n);
+    const uint64_t seq = enqueue(c, RecordKind::WRITE);
+    j->add(seq);
+    if (seq == 0) return;
+    touch(inode, seq);
+    done += n;
+  }
+}
+
+void op_write(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_t off,
+              struct fuse_file_info* fi) {
+  count(req, Op::WRITE);
+  OpsContext& c = ctx(req);
+  Inode& inode = c.table->get(ino);
+  const int fd = static_cast<int>(fi->fh);
+  Journaled j;
+  ssize_t written;
+  int err = 0;
+  {
+    std::shared_lock names(c.namespace_lock);  // the record's path holds until enqueued
+    std::lock_guard<std::mutex> guard(inode.lock);
+    written = pwrite(fd, data, size, off);
+    struct stat st;
+    if (written < 0) err = errno;
+    else if (fstat(fd, &st) != 0) err = errno;
+    else if (written > 0 && want_record(c, inode, st, &j)) {
+      // An O_APPEND fd ignores `off`: the bytes landed at the end, found under inode.lock.
+      const bool append = (fi->flags & O_APPEND) && !c.writeback_cache;
+      const uint64_t landed = append ? static_cast<uint64_t>(st.st_size - written)
+                                     : static_cast<uint64_t>(off);
+      journal_write(c, inode, st, landed, data, static_cast<size_t>(written), &j);
+    }
+  }
+  // Invariant 2: journaled before the reply; O_SYNC/O_DSYNC: durable before the reply.
+  if (err == 0) err = j.settle(c);
+  if (err == 0 && j.seq != 0 && (fi->flags & O_DSYNC) && c.journal->sync_to(j.seq) != 0) {
+    c.counters.journal_errors.fetch_add(1, std::memory_order_relaxed);
+    err = EIO;
+  }
+  if (err != 0) return (void)fuse_reply_err(req, err);
+  fuse_reply_write(req, static_cast<size_t>(written));
+}
+
+void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+  count(req, Op::FLUSH);
+  fuse_reply_err(req, 0);  // writes are on the backing already; nothing is buffered here
+}
+
+void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+  count(req, Op::RELEASE);
+  close(static_cast<int>(fi->fh));
+  fuse_reply_err(req, 0);
+}
+
+// fsync: the backing file, then every record that touched the inode (invariant 2).
+int sync_inode(OpsContext& c, Inode& inode, int fd, int datasync) {
+  if ((datasync ? fdatasync(fd) : fsync(fd)) != 0) return errno;
+  const uint64_t seq = inode.last_seq.load();
+  if (seq != 0 && c.journal->sync_to(seq) != 0) {
+    c.counters.journal_errors.fetch_add(1, std::memory_order_relaxed);
+    return EIO;
+  }
+  return 0;
+}
+
+void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info* fi) {
+  count(req, Op::FSYNC);
+  OpsContext& c = ctx(req);
+  fuse_reply_err(req, sync_inode(c, c.table->get(ino), static_cast<int>(fi->fh), datasync));
+}
+
+// ---- directories ---------------------------------------------------------------------------
+
+struct DirHandle {
+  DIR* dp = nullptr;
+  off_t offset = 0;
+  struct dirent* entry = nullptr;  // read but not yet replied
+};
+
+DirHandle& dir_handle(fuse_file_info* fi) { return *reinterpret_cast<DirHandle*>(fi->fh); }
+
+void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+  count(req, Op::OPENDIR);
+  const int fd = openat(inode_of(req, ino).fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return (void)fuse_reply_err(req, errno);
+  DIR* dp = fdopendir(fd);
+  if (dp == nullptr) {
+    const int err = errno;
+    close(fd);
+    return (void)fuse_reply_err(req, err);
+  }
+  auto* d = new DirHandle();
+  d->dp = dp;
+  fi->fh = reinterpret_cast<uint64_t>(d);
+  fi->keep_cache = 1;     // the kernel's directory cache stays valid: names change via us
+  fi->cache_readdir = 1;
+  fuse_reply_open(req, fi);
+}
+
+bool is_dot_or_dotdot(const char* name) {
+  return name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
+}
+
+// Adds one entry to the reply buffer; returns its size, or 0 if it does not fit / failed.
+size_t add_entry(fuse_req_t req, OpsContext& c, Inode& dir, const struct dirent* ent, char* p,
+                 size_t rem, bool plus, int* err) {
+  if (!plus) {
+    struct stat st;
+    std::memset(&st, 0, sizeof st);
+    st.st_ino = ent->d_ino;
+    st.st_mode = static_cast<mode_t>(ent->d_type) << 12;
+    const size_t n = fuse_add_direntry(req, p, rem, ent->d_name, &st, ent->d_off);
+    return n > rem ? 0 : n;
+  }
+  fuse_entry_param e;
+  std::memset(&e, 0, sizeof e);
+  if (is_dot_or_dotdot(ent->d_name)) {
+    e.attr.st_ino = ent->d_ino;  // ino 0: the kernel takes no reference
+    e.attr.st_mode = static_cast<mode_t>(ent->d_type) << 12;
+  } else if ((*err = lookup_locked(c, dir, ent->d_name, &e)) != 0) {
+    return 0;
+  }
+  const size_t n = fuse_add_direntry_plus(req, p, rem, ent->d_name, &e, ent->d_off);
+  if (n > rem) {
+    if (e.ino != 0) c.table->forget(c.table->get(e.ino), 1);  // not sent: not referenced
+    return 0;
+  }
+  return n;
+}
+
+void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi,
+                bool plus) {
+  OpsContext& c = ctx(req);
+  Inode& dir = c.table->get(ino);
+  DirHandle& d = dir_handle(fi);
+  if (tl_buf.size() < size) tl_buf.resize(size);
+  char* p = tl_buf.data();
+  size_t rem = size;
+  int err = 0;
+  // readdirplus learns names: same rule as lookup.
+  std::shared_lock names(c.namespace_lock, std::defer_lock);
+  if (plus) names.lock();
+  if (off != d.offset) {
+    seekdir(d.dp, off);
+    d.entry = nullptr;
+    d.offset = off;
+  }
+  for (;;) {
+    if (d.entry == nullptr) {
+      errno = 0;
+      d.entry = readdir(d.dp);
+      if (d.entry == nullptr) {
+        err = errno;
+        break;
+      }
+    }
+    const size_t n = add_entry(req, c, dir, d.entry, p, rem, plus, &err);
+    if (n == 0 && err == ENOENT) {
+      err = 0;  // removed behind our back (outside the mount): skip it
+    } else if (n == 0) {
+      break;
+    }
+    p += n;
+    rem -= n;
+    d.offset = d.entry->d_off;
+    d.entry = nullptr;
+  }
+  if (plus) names.unlock();
+  // An error after some entries is reported on the next call, as readdir(3) does.
+  if (err != 0 && rem == size) return (void)fuse_reply_err(req, err);
+  fuse_reply_buf(req, tl_buf.data(), size - rem);
+}
+
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                struct fuse_file_info* fi) {
+  count(req, Op::READDIR);
+  do_readdir(req, ino, size, off, fi, false);
+}
+
+void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info* fi) {
+  count(req, Op::READDIRPLUS);
+  do_readdir(req, ino, size, off, fi, true);
+}
+
+void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+  count(req, Op::RELEASEDIR);
+  DirHandle* d = &dir_handle(fi);
+  closedir(d->dp);
+  delete d;
+  fuse_reply_err(req, 0);
+}
+
+void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info* fi) {
+  count(req, Op::FSYNCDIR);
+  OpsContext& c = ctx(req);
+  fuse_reply_err(req, sync_inode(c, c.table->get(ino), dirfd(dir_handle(fi).dp), datasync));
+}
+
+// ---- extended attributes ------------------------------------------------------------------
+// Paths through /proc/self/fd: the xattr calls have no *at form taking an O_PATH fd.
+
+void journal_xattr(OpsContext& c, Inode& inode, RecordKind kind, const char* name,
+                   const char* value, size_t size, int flags, Journaled* j) {
+  struct stat st;
+  if (stat_fd(inode.fd, &st) != 0 || !want_record(c, inode, st, j)) return;
+  PayloadWriter w(tl_payload);
+  w.u64(st.st_ino);
+  if (kind == RecordKind::SETXATTR) w.u32(static_cast<uint32_t>(flags) & 3u);
+  w.bytes(tl_path);
+  w.bytes(name, std::strlen(name));
+  if (kind == RecordKind::SETXATTR) w.bytes(value, size);
+  const uint64_t seq = enqueue(c, kind);
+  j->add(seq);
+  touch(inode, seq);
+}
+
+void change_xattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value,
+                  size_t size, int flags, bool remove) {
+  OpsContext& c = ctx(req);
+  // The project's own bookkeeping is invisible and untouchable through the mount.
+  if (is_hidden_xattr(name)) return (void)fuse_reply_err(req, EPERM);
+  Inode& inode = c.table->get(ino);
+  Journaled j;
+  int err = 0;
+  {
+    std::shared_lock names(c.namespace_lock);
+    std::lock_guard<std::mutex> guard(inode.lock);
+    const ProcPath path(inode.fd);
+    const int rc = remove ? removexattr(path.c_str(), name)
+                          : setxattr(path.c_str(), name, value, size, flags);
+    if (rc != 0) err = errno;
+    else journal_xattr(c, inode, remove ? RecordKind::REMOVEXATTR : RecordKind::SETXATTR, name,
+                       value, size, flags, &j);
+  }
+  if (err == 0) err = j.settle(c);
+  fuse_reply_err(req, err);
+}
+
+void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value,
+                 size_t size, int flags) {
+  count(req, Op::SETXATTR);
+  change_xattr(req, ino, name, value, size, flags, false);
+}
+
+void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  count(req, Op::REMOVEXATTR);
+  change_xattr(req, ino, name, nullptr, 0, 0, true);
+}
+
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  count(req, Op::GETXATTR);
+  if (is_hidden_xattr(name)) return (void)fuse_reply_err(req, ENODATA);
+  const ProcPath path(inode_of(req, ino).fd);
+  if (size == 0) {
+    const ssize_t n = getxattr(path.c_str(), name, nullptr, 0);
+    if (n < 0) return (void)fuse_reply_err(req, errno);
+    return (void)fuse_reply_xattr(req, static_cast<size_t>(n));
+  }
+  if (tl_buf.size() < size) tl_buf.resize(size);
+  const ssize_t n = getxattr(path.c_str(), name, tl_buf.data(), size);
+  if (n < 0) return (void)fuse_reply_err(req, errno);
+  fuse_reply_buf(req, tl_buf.data(), static_cast<size_t>(n));
+}
+
+void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  count(req, Op::LISTXATTR);
+  if (tl_buf.size() < XATTR_LIST_BYTES_MAX) tl_buf.resize(XATTR_LIST_BYTES_MAX);
+  const ssize_t n = listxattr(ProcPath(inode_of(req, ino).fd).c_str(), tl_buf.data(),
+                              XATTR_LIST_BYTES_MAX);
+  if (n < 0) return (void)fuse_reply_err(req, errno);
+  // Drop hidden names in place, so the size reported is the size of what is listed.
+  size_t kept = 0;
+  for (size_t at = 0; at < static_cast<size_t>(n);) {
+    const char* name = tl_buf.data() + at;
+    const size_t len = strnlen(name, static_cast<size_t>(n) - at) + 1;
+    if (!is_hidden_xattr(name)) {
+      std::memmove(tl_buf.data() + kept, name, len);
+      kept += len;
+    }
+    at += len;
+  }
+  if (size == 0) return (void)fuse_reply_xattr(req, kept);
+  if (kept > size) return (void)fuse_reply_err(req, ERANGE);
+  fuse_reply_buf(req, tl_buf.data(), kept);
+}
+
+// ---- ranges -------------------------------------------------------------------------------
+
+void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+                  struct fuse_file_info* fi) {
+  count(req, Op::FALLOCATE);
+  OpsContext& c = ctx(req);
+  Inode& inode = c.table->get(ino);
+  const int fd = static_cast<int>(fi->fh);
+  Journaled j;
+  int err = 0;
+  {
+    std::shared_lock names(c.namespace_lock);
+    std::lock_guard<std::mutex> guard(inode.lock);
+    struct stat st;
+    if (fallocate(fd, mode, offset, length) != 0) err = errno;
+    else if (fstat(fd, &st) != 0) err = errno;
+    else if (want_record(c, inode, st, &j)) {
+      PayloadWriter w(tl_payload);
+      w.u64(st.st_ino);
+      w.u32(static_cast<uint32_t>(mode));
+      w.u64(static_cast<uint64_t>(offset));
+      w.u64(static_cast<uint64_t>(length));
+      w.u64(static_cast<uint64_t>(st.st_size));
+      w.i64(ns_of(st.st_mtim));
+      w.bytes(tl_path);
+      const uint64_t seq = enqueue(c, RecordKind::FALLOCATE);
+      j.add(seq);
+      touch(inode, seq);
+    }
+  }
+  if (err == 0) err = j.settle(c);
+  fuse_reply_err(req, err);
+}
+
+// The copied bytes are read back from the destination under its lock and journaled as
+// WRITE records (docs/journal-format.md): the journal carries data by value.
+int journal_copied(OpsContext& c, Inode& out, const struct stat& st, uint64_t offset,
+                   size_t size, Journaled* j) {
+  if (!want_record(c, out, st, j)) return 0;
+  const int rfd = open(ProcPath(out.fd).c_str(), O_RDONLY | O_CLOEXEC);
+  if (rfd < 0) return errno;
+  if (tl_buf.size() < WRITE_DATA_BYTES_MAX) tl_buf.resize(WRITE_DATA_BYTES_MAX);
+  int err = 0;
+  for (size_t done = 0; done < size && err == 0 && !j->failed;) {
+    const size_t want = std::min(size - done, WRITE_DATA_BYTES_MAX);
+    const ssize_t n = pread(rfd, tl_buf.data(), want, static_cast<off_t>(offset + done));
+    if (n <= 0) {
+      err = n < 0 ? errno : EIO;  // the copied range cannot be shorter than copied
+      break;
+    }
+    journal_write(c, out, st, offset + done, tl_buf.data(), static_cast<size_t>(n), j);
+    done += static_cast<size_t>(n);
+  }
+  close(rfd);
+  if (err != 0) {
+    j->failed = true;  // applied but not journaled
+    c.counters.journal_errors.fetch_add(1, std::memory_order_relaxed);
+  }
+  return 0;
+}
+
+void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+                        struct fuse_file_info* fi_in, fuse_ino_t ino_out, off_t off_out,
+                        struct fuse_file_info* fi_out, size_t len, int flags) {
+  count(req, Op::COPY_FILE_RANGE);
+  OpsContext& c = ctx(req);
+  Inode& out = c.table->get(ino_out);
+  Journaled j;
+  ssize_t copied;
+  int err = 0;
+  {
+    std::shared_lock names(c.namespace_lock);
+    std::lock_guard<std::mutex> guard(out.lock);
+    loff_t in_at = off_in;
+    loff_t out_at = off_out;
+    copied = copy_file_range(static_cast<int>(fi_in->fh), &in_at, static_cast<int>(fi_out->fh),
+                             &out_at, len, static_cast<unsigned int>(flags));
+    struct stat st;
+    if (copied < 0) err = errno;
+    else if (fstat(static_cast<int>(fi_out->fh), &st) != 0) err = errno;
+    else if (copied > 0) {
+      err = journal_copied(c, out, st, static_cast<uint64_t>(off_out),
+                           static_cast<size_t>(copied), &j);
+    }
+  }
+  if (err == 0) err = j.settle(c);
+  if (err != 0) return (void)fuse_reply_err(req, err);
+  fuse_reply_write(req, static_cast<size_t>(copied));
+}
+
+void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info* fi) {
+  count(req, Op::LSEEK);
+  const off_t at = lseek(static_cast<int>(fi->fh), off, whence);
+  if (at < 0) return (void)fuse_reply_err(req, errno);
+  fuse_reply_lseek(req, at);
+}
+
+struct fuse_lowlevel_ops make_ops() {
+  struct fuse_lowlevel_ops ops;
+  std::memset(&ops, 0, sizeof ops);
+  ops.init = op_init;
+  ops.lookup = op_lookup;
+  ops.forget = op_forget;
+  ops.forget_multi = op_forget_multi;
+  ops.getattr = op_getattr;
+  ops.setattr = op_setattr;
+  ops.readlink = op_readlink;
+  ops.mknod = op_mknod;
+  ops.mkdir = op_mkdir;
+  ops.unlink = op_unlink;
+  ops.rmdir = op_rmdir;
+  ops.symlink = op_symlink;
+  ops.rename = op_rename;
+  ops.link = op_link;
+  ops.open = op_open;
+  ops.read = op_read;
+  ops.write = op_write;
+  ops.flush = op_flush;
+  ops.release = op_release;
+  ops.fsync = op_fsync;
+  ops.opendir = op_opendir;
+  ops.readdir = op_readdir;
+  ops.readdirplus = op_readdirplus;
+  ops.releasedir = op_releasedir;
+  ops.fsyncdir = op_fsyncdir;
+  ops.statfs = op_statfs;
+  ops.setxattr = op_setxattr;
+  ops.getxattr = op_getxattr;
+  ops.listxattr = op_listxattr;
+  ops.removexattr = op_removexattr;
+  ops.create = op_create;
+  ops.fallocate = op_fallocate;
+  ops.copy_file_range = op_copy_file_range;
+  ops.lseek = op_lseek;
+  return ops;
+}
+
+}  // namespace
+
+const char* op_name(Op op) {
+  static constexpr const char* NAMES[OP_COUNT] = {
+      "lookup", "forget", "getattr", "setattr", "readlink", "mknod", "mkdir", "unlink",
+      "rmdir", "symlink", "rename", "link", "open", "read", "write", "flush", "release",
+      "fsync", "opendir", "readdir", "releasedir", "fsyncdir", "statfs", "setxattr",
+      "getxattr", "listxattr", "removexattr", "create", "fallocate", "readdirplus",
+      "copy_file_range", "lseek"};
+  const auto i = static_cast<size_t>(op);
+  US_ASSERT(i < OP_COUNT);
+  return NAMES[i];
+}
+
+const struct fuse_lowlevel_ops& capture_ops() {
+  static const struct fuse_lowlevel_ops ops = make_ops();
+  return ops;
+}
+
+}  // namespace understudy
