@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import type { Epoch, Fid, Seq } from '../core/index.js';
 import { RecordKind, encodeRecord } from '../record/index.js';
 import {
-  JournalCorruptError, JournalReader, encodeSegmentHeader, segmentName, type JournalBatch,
+  JournalCorruptError, JournalReader, SegmentReader, encodeSegmentHeader, segmentName,
+  type JournalBatch,
 } from './index.js';
 
 function journalDir(t: Test): string {
@@ -175,4 +176,19 @@ t.test('follow without a notifier wakes up on its own (fs.watch or polling)', as
   t.same(got, [2, 3]);
   abort.abort();
   t.same(await batches.next(), { done: true, value: undefined });
+});
+
+t.test('a hostile record length is refused before any read or allocation', async (t) => {
+  const dir = journalDir(t);
+  const path = newSegment(dir, 1);
+  const hostile = record(2);
+  hostile.writeUInt32LE(0xffffffff, 24);
+  appendFileSync(path, Buffer.concat([record(1), hostile]));
+  const segment = await SegmentReader.open(dir, { name: segmentName(1), firstSeq: 1 as Seq });
+  t.teardown(() => segment.close());
+  const first = await segment.peek();
+  t.equal(first.kind, 'record');
+  if (first.kind === 'record') segment.skip(first);
+  t.match(await segment.peek(), { kind: 'damaged', offset: 32 + record(1).length,
+    reason: /payload of 4294967295 bytes is over the limit/ });
 });

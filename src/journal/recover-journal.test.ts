@@ -75,7 +75,8 @@ for (const name of ['bad-crc-followed-by-valid-record', 'segment-gap', 'seq-gap'
     const expect = JSON.parse(readFileSync(join(CORRUPT, name, 'expect.json'), 'utf8'));
     const before = readdirSync(dir).map((f) => [f, readFileSync(join(dir, f))] as const);
     await t.rejects(recoverJournal(dir), JournalCorruptError);
-    await t.rejects(recoverJournal(dir), { segment: expect.segment, offset: expect.offset });
+    await t.rejects(recoverJournal(dir), { code: expect.error,
+      segment: expect.segment, offset: expect.offset });
     t.same(readdirSync(dir), before.map(([f]) => f), 'no file added or removed');
     for (const [f, bytes] of before) t.ok(readFileSync(join(dir, f)).equals(bytes), f);
   });

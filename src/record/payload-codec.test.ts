@@ -123,13 +123,16 @@ t.test('hostile lengths inside a payload never allocate', async (t) => {
   for (const length of [PATH_BYTES_MAX + 1, 0x7fffffff, 0xffffffff]) {
     const bytes = Buffer.from(unlink);
     bytes.writeUInt32LE(length, 16);
-    t.throws(() => decodePayload(RecordKind.UNLINK, bytes), { reason: /over the limit/ });
+    t.throws(() => decodePayload(RecordKind.UNLINK, bytes),
+      { code: 'RECORD_CORRUPT', reason: /over the limit/ });
   }
   const bytes = Buffer.from(unlink);
   bytes.writeUInt32LE(PATH_BYTES_MAX, 16);
-  t.throws(() => decodePayload(RecordKind.UNLINK, bytes), { reason: /runs past the payload/ });
+  t.throws(() => decodePayload(RecordKind.UNLINK, bytes),
+    { code: 'RECORD_CORRUPT', reason: /runs past the payload/ });
   const write = Buffer.alloc(24 + 4 + WRITE_DATA_BYTES_MAX + 1);
-  t.throws(() => decodePayload(RecordKind.WRITE, write), { reason: /data of .* over the limit/ });
+  t.throws(() => decodePayload(RecordKind.WRITE, write),
+    { code: 'RECORD_CORRUPT', reason: /data of .* over the limit/ });
 });
 
 t.test('decoded names are views into the payload, data included', async (t) => {

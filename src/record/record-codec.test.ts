@@ -90,11 +90,11 @@ t.test('header fields that break the rules are corrupt even with a good CRC', as
 
 t.test('framing failures are marked as frame stage, content failures as content', async (t) => {
   const framed = encodeRecord(header, unlink);
-  t.throws(() => decodeRecord(flip(framed, 0), 0), { stage: 'frame' });
-  t.throws(() => decodeRecord(flip(framed, 50), 0), { stage: 'frame' });
+  t.throws(() => decodeRecord(flip(framed, 0), 0), { code: 'RECORD_CORRUPT', stage: 'frame' });
+  t.throws(() => decodeRecord(flip(framed, 50), 0), { code: 'RECORD_CORRUPT', stage: 'frame' });
   const bytes = Buffer.from(framed);
   bytes.writeUInt16LE(99, 20);
-  t.throws(() => decodeRecord(reCrc(bytes), 0), { stage: 'content' });
+  t.throws(() => decodeRecord(reCrc(bytes), 0), { code: 'RECORD_CORRUPT', stage: 'content' });
 });
 
 t.test('a hostile payload length is refused before anything is allocated', async (t) => {
