@@ -1,6 +1,7 @@
 // Writes test/vectors/journal-v1 and test/vectors/corrupt: the journal format v1 vectors that
 // the TS reader (src/journal) and the C++ writer (native/test/vectors_test.cc) both check.
-// Run: node --import @tapjs/typescript/import test/vectors/generate.ts
+// Run: node --import @tapjs/typescript/import test/vectors/generate.ts [output dir]
+// (the output dir defaults to test/vectors; vectors.test.ts regenerates into a temp dir).
 // Deterministic: running it again rewrites byte-identical files.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -273,10 +274,11 @@ function writeCorrupt(root: string): void {
 function main(): void {
   const records = vectorRecords();
   const segments = frameSegments(records, VECTOR_SEGMENT_BYTES_MAX);
-  const dir = join(here, 'journal-v1');
+  const out = process.argv[2] ?? here;
+  const dir = join(out, 'journal-v1');
   writeJournal(dir, segments);
   writeFileSync(join(dir, 'records.txt'), recordsText(records));
-  writeCorrupt(join(here, 'corrupt'));
+  writeCorrupt(join(out, 'corrupt'));
   const sizes = [...segments].map(([n, s]) => `${n}:${s.length}`).join(' ');
   process.stdout.write(`${records.length} records, ${segments.size} segments: ${sizes}\n`);
 }
