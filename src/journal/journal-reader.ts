@@ -248,7 +248,9 @@ export class JournalReader {
       throw new JournalCorruptError(segment.name, step.offset,
         `${step.reason}, but seq ${this.#expectSeq} was reported written`);
     }
-    if (await segment.validRecordAfter(step.offset, this.#expectSeq)) {
+    // docs/journal-format.md: a record running past the end of the newest segment is torn;
+    // one failing its CRC is torn only when no valid record follows it.
+    if (!step.truncated && await segment.validRecordAfter(step.offset, this.#expectSeq)) {
       throw new JournalCorruptError(segment.name, step.offset,
         `${step.reason}, and a valid record follows it`);
     }

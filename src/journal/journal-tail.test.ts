@@ -192,3 +192,22 @@ t.test('a hostile record length is refused before any read or allocation', async
   t.match(await segment.peek(), { kind: 'damaged', offset: 32 + record(1).length,
     reason: /payload of 4294967295 bytes is over the limit/ });
 });
+
+t.test('a write in flight whose data holds a framed record is still just in flight', async (t) => {
+  const dir = journalDir(t);
+  const path = newSegment(dir, 1);
+  // The vault may hold journal files: the data of seq 2 is itself a valid framed seq 3.
+  const carried = record(3);
+  const carrier = encodeRecord(
+    { seq: 2 as Seq, epoch: 1 as Epoch, kind: RecordKind.WRITE, timeNs: 2n },
+    { kind: 'WRITE', fid: 1n as Fid, offset: 0n, mtimeNs: 0n, path: Buffer.from('copy.seg'),
+      data: Buffer.concat([carried, Buffer.alloc(100)]) });
+  appendFileSync(path, Buffer.concat([record(1), carrier.subarray(0, carrier.length - 50)]));
+  const reader = new JournalReader(dir);
+  t.teardown(() => reader.close());
+  const batch = await reader.readBatch();
+  t.same([seqs(batch), batch.tornAt], [[1], { segment: segmentName(1),
+    offset: 32 + record(1).length }]);
+  appendFileSync(path, carrier.subarray(carrier.length - 50));
+  t.same(seqs(await reader.readBatch()), [2], 'the rest arrives and it is whole');
+});

@@ -15,8 +15,11 @@ export type SegmentStep =
   | { kind: 'record'; offset: number; header: RecordHeader; payload: Buffer; bytes: Buffer }
   /** Nothing more is in the file now. */
   | { kind: 'end'; offset: number }
-  /** Bytes that are not (yet) a valid record: torn, still being written, or corrupt. */
-  | { kind: 'damaged'; offset: number; reason: string };
+  /**
+   * Bytes that are not (yet) a valid record: torn, still being written, or corrupt.
+   * `truncated`: the record's header or payload runs past the end of the file.
+   */
+  | { kind: 'damaged'; offset: number; reason: string; truncated: boolean };
 
 /** Bytes read at once; the buffer grows past this only to hold one large record. */
 const READ_BUFFER_BYTES = 64 * 1024;
@@ -113,13 +116,15 @@ export class SegmentReader {
     if (head.length === 0) return { kind: 'end', offset };
     try {
       if (head.length < RECORD_HEADER_BYTES) {
-        return { kind: 'damaged', offset, reason: 'record header runs past the end' };
+        return { kind: 'damaged', offset, reason: 'record header runs past the end of the ' +
+          'segment', truncated: true };
       }
       // The length is checked against RECORD_PAYLOAD_BYTES_MAX before anything is allocated.
       const recordBytes = decodeRecordBytes(head, 0);
       const view = await this.#view(offset, recordBytes);
       if (view.length < recordBytes) {
-        return { kind: 'damaged', offset, reason: 'record runs past the end of the segment' };
+        return { kind: 'damaged', offset, reason: 'record runs past the end of the segment',
+          truncated: true };
       }
       const decoded = decodeRecord(view, 0);
       const bytes = Buffer.allocUnsafe(recordBytes);
@@ -128,7 +133,7 @@ export class SegmentReader {
       return { kind: 'record', offset, header: decoded.header, payload, bytes };
     } catch (error) {
       if (!(error instanceof RecordCorruptError)) throw error;
-      return { kind: 'damaged', offset, reason: error.reason };
+      return { kind: 'damaged', offset, reason: error.reason, truncated: false };
     }
   }
 
