@@ -1,0 +1,27 @@
+/** The wire protocol version this code speaks; Admit and Hello carry it. */
+export const PROTOCOL_VERSION = 1;
+/** Bytes of the big-endian length that precedes every frame. */
+export const FRAME_PREFIX_BYTES = 4;
+/** Default largest frame body (64 MiB); FrameDecoder takes another limit if configured. */
+export const FRAME_BYTES_MAX = 64 * 1024 * 1024;
+/** Largest body of a frame that is not a batch (or, later, a sync message): 256 KiB. */
+export const SMALL_FRAME_BYTES_MAX = 256 * 1024;
+/** Largest node id, in UTF-8 bytes. */
+export const NODE_ID_BYTES_MAX = 128;
+/** Largest vault name, in UTF-8 bytes. */
+export const VAULT_NAME_BYTES_MAX = 128;
+/** Largest error code carried by an Error message. */
+export const ERROR_CODE_BYTES_MAX = 64;
+/** Largest error text carried by an Error message. */
+export const ERROR_MESSAGE_BYTES_MAX = 4096;
+/** Most vault positions one heartbeat carries. */
+export const HEARTBEAT_VAULTS_MAX = 1024;
+/** Largest epoch: a u32. */
+export const EPOCH_MAX = 0xffffffff;
+
+/** Mirror of docs/journal-format.md (src/record owns it; wire may import only core). */
+export const RECORD_MAGIC = 0x31525355;
+/** Bytes of the fixed record header (docs/journal-format.md). */
+export const RECORD_HEADER_BYTES = 40;
+/** Largest record payload (docs/journal-format.md): 2 MiB. */
+export const RECORD_PAYLOAD_BYTES_MAX = 2 << 20;

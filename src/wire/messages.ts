@@ -1,0 +1,91 @@
+import type { Epoch, Seq } from '../core/index.js';
+
+/** What a node does for one vault on a link. */
+export type Role = 'source' | 'target';
+/** What the sender of a Hello asks for: to forward records, or to receive them. */
+export type Want = 'forward' | 'receive';
+
+/** Server to client, once, after the TLS handshake: the link is admitted. */
+export interface AdmitMessage {
+  type: 'admit';
+  protocolVersion: number;
+  nodeId: string;
+}
+
+/** Client to server, once per vault: who it is and how far its copy is durable. */
+export interface HelloMessage {
+  type: 'hello';
+  protocolVersion: number;
+  nodeId: string;
+  vault: string;
+  epoch: Epoch;
+  lastDurableSeq: Seq;
+  role: Role;
+  want: Want;
+}
+
+/** Server to client, answer to a Hello: where the record stream resumes. */
+export interface WelcomeMessage {
+  type: 'welcome';
+  nodeId: string;
+  vault: string;
+  epoch: Epoch;
+  resumeFromSeq: Seq;
+}
+
+/** Source to target: framed journal records firstSeq..lastSeq, opaque and CRC-checked. */
+export interface BatchMessage {
+  type: 'batch';
+  vault: string;
+  epoch: Epoch;
+  firstSeq: Seq;
+  lastSeq: Seq;
+  recordCount: number;
+  records: Buffer;
+}
+
+/** Target to source: every record up to durableSeq is applied and checkpointed. */
+export interface AckMessage {
+  type: 'ack';
+  vault: string;
+  epoch: Epoch;
+  durableSeq: Seq;
+}
+
+/** One vault's position as the sender of a heartbeat knows it. */
+export interface VaultPosition {
+  vault: string;
+  epoch: Epoch;
+  lastSeq: Seq;
+  durableSeq: Seq;
+}
+
+/** Either direction, every heartbeat interval. */
+export interface HeartbeatMessage {
+  type: 'heartbeat';
+  nodeId: string;
+  epoch: Epoch;
+  sentAtMs: number;
+  vaults: VaultPosition[];
+}
+
+/** Either direction: a refusal or failure for the peer's log; vault '' is the whole link. */
+export interface ErrorMessage {
+  type: 'error';
+  code: string;
+  message: string;
+  vault: string;
+}
+
+/** Every message a link carries, discriminated by `type`. */
+export type WireMessage =
+  | AdmitMessage
+  | HelloMessage
+  | WelcomeMessage
+  | BatchMessage
+  | AckMessage
+  | HeartbeatMessage
+  | ErrorMessage;
+
+/** The `type` of a WireMessage. */
+export type WireMessageType = WireMessage['type'];
