@@ -64,7 +64,10 @@ function vaultNodes(root: Loose): Set<string> {
 function selectNode(root: Loose, override: string | undefined, findings: Findings):
   string | undefined {
   const fileId = asString(asMap(root['node'])?.['id']);
-  if (override === undefined || override === fileId) return fileId;
+  // An invalid node.id is the schema's to report; who this node is then stays unknown.
+  if (override === undefined || override === fileId) {
+    return fileId !== undefined && NODE_ID_PATTERN.test(fileId) ? fileId : undefined;
+  }
   const where = ['node', 'id'];
   if (!NODE_ID_PATTERN.test(override)) {
     findings.add(where, `--node "${override}" is not a node id`,
@@ -152,9 +155,9 @@ function checkAbsolutePaths(root: Loose, findings: Findings): void {
 
 function checkVaults(root: Loose, nodeId: string | undefined, peerIds: Set<string>,
   findings: Findings): void {
-  const known = new Set(peerIds);
-  if (nodeId !== undefined) known.add(nodeId);
-  const knownText = [...known].sort().join(', ') || 'none';
+  // Without a valid id for this node, membership cannot be judged: skip those checks.
+  const known = nodeId === undefined ? undefined : new Set([...peerIds, nodeId]);
+  const knownText = [...(known ?? [])].sort().join(', ');
   const firstIndex = new Map<string, number>();
   for (const [i, vault] of asList(root['vaults']).map(asMap).entries()) {
     if (vault === undefined) continue;
@@ -167,7 +170,7 @@ function checkVaults(root: Loose, nodeId: string | undefined, peerIds: Set<strin
       firstIndex.set(name, i);
     }
     const source = asString(vault['source']);
-    if (source !== undefined && !known.has(source)) {
+    if (source !== undefined && known !== undefined && !known.has(source)) {
       findings.add(['vaults', i, 'source'], `node ${source} is neither this node nor a peer`,
         `node.id or a declared peer id (${knownText})`);
     }
@@ -177,8 +180,8 @@ function checkVaults(root: Loose, nodeId: string | undefined, peerIds: Set<strin
   }
 }
 
-function checkTargets(vault: Loose, i: number, source: string | undefined, known: Set<string>,
-  knownText: string, findings: Findings): void {
+function checkTargets(vault: Loose, i: number, source: string | undefined,
+  known: Set<string> | undefined, knownText: string, findings: Findings): void {
   const seen = new Map<string, number>();
   for (const [j, target] of asList(vault['targets']).map(asMap).entries()) {
     const id = asString(target?.['node']);
@@ -187,7 +190,7 @@ function checkTargets(vault: Loose, i: number, source: string | undefined, known
     if (id === source) {
       findings.add(path, `node ${id} is the source of this vault`,
         'a target other than the source');
-    } else if (!known.has(id)) {
+    } else if (known !== undefined && !known.has(id)) {
       findings.add(path, `node ${id} is neither this node nor a peer`,
         `node.id or a declared peer id (${knownText})`);
     }

@@ -3,7 +3,7 @@
 import type { Findings } from './check-config.js';
 import { asList, asMap, asString, type Loose } from './loose.js';
 import {
-  defaultNodePaths, defaultReplicaPath, isInsideOrEqual, normalizeAbsolute, replicasDir,
+  defaultReplicaPath, isInsideOrEqual, normalizeAbsolute, replicasDir,
 } from './config-paths.js';
 import type { FieldPath } from './locate.js';
 
@@ -23,11 +23,11 @@ export function checkOverlaps(root: Loose, stateDirRaw: string, findings: Findin
   for (const tree of roots) checkStateDirApart(tree, stateDir, findings);
   const node = asMap(root['node']) ?? {};
   const tls = asMap(node['tls']) ?? {};
-  const defaults = defaultNodePaths(stateDir);
+  // Defaults lie below stateDir, which is checked above: only explicit paths are checked.
   const files: [FieldPath, unknown][] = [
-    [['node', 'tls', 'key'], tls['key'] ?? defaults.key],
-    [['node', 'tls', 'cert'], tls['cert'] ?? defaults.cert],
-    [['node', 'controlSocket'], node['controlSocket'] ?? defaults.controlSocket],
+    [['node', 'tls', 'key'], tls['key']],
+    [['node', 'tls', 'cert'], tls['cert']],
+    [['node', 'controlSocket'], node['controlSocket']],
   ];
   for (const [field, file] of files) {
     if (typeof file !== 'string' || !file.startsWith('/')) continue;
@@ -41,18 +41,26 @@ export function checkOverlaps(root: Loose, stateDirRaw: string, findings: Findin
 
 function collectRoots(root: Loose, stateDir: string): TreeRoot[] {
   const roots: TreeRoot[] = [];
+  const names = new Set<string>();
   for (const [i, vault] of asList(root['vaults']).map(asMap).entries()) {
     const name = asString(vault?.['name']) ?? `#${i}`;
+    // A vault declared twice is reported as such, not as overlapping trees.
+    if (names.has(name)) continue;
+    names.add(name);
     const source = asString(vault?.['source']);
     const path = asString(vault?.['path']);
     if (source !== undefined && path?.startsWith('/') === true) {
       roots.push({ node: source, dir: normalizeAbsolute(path), kind: 'vault',
         field: ['vaults', i, 'path'], label: `path of vault ${name} on ${source}` });
     }
+    const targetNodes = new Set<string>();
     for (const [j, target] of asList(vault?.['targets']).map(asMap).entries()) {
       const node = asString(target?.['node']);
       const replica = target?.['replica'] ?? defaultReplicaPath(stateDir, name);
       if (node === undefined || typeof replica !== 'string' || !replica.startsWith('/')) continue;
+      // A node named twice is reported as such, not as two overlapping replicas.
+      if (targetNodes.has(node)) continue;
+      targetNodes.add(node);
       const explicit = target?.['replica'] !== undefined;
       const field = ['vaults', i, 'targets', j, ...(explicit ? ['replica'] : [])];
       roots.push({ node, dir: normalizeAbsolute(replica), kind: 'replica', field,
