@@ -11,8 +11,8 @@ import { join, resolve } from 'node:path';
 
 /** The repository root. */
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
-/** The CLI under test. */
-export const UNDERSTUDY_BIN = join(REPO_ROOT, 'bin', 'understudy');
+/** The CLI under test; UNDERSTUDY_BIN may name another build of it (e.g. one built elsewhere). */
+export const UNDERSTUDY_BIN = process.env.UNDERSTUDY_BIN ?? join(REPO_ROOT, 'bin', 'understudy');
 /** True when suites run against plain directories instead of the mount (harness check). */
 export const PLAIN_MODE = process.env.UNDERSTUDY_TEST_PLAIN === '1';
 
@@ -33,7 +33,7 @@ export function integrationSkipReason(): string | undefined {
   } catch {
     return 'integration tests need /dev/fuse';
   }
-  if (!PLAIN_MODE) {
+  if (!PLAIN_MODE && process.env.UNDERSTUDY_BIN === undefined) {
     try {
       accessSync(join(REPO_ROOT, 'dist', 'cli', 'main.js'));
     } catch {
