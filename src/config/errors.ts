@@ -25,7 +25,7 @@ export class ConfigInvalidError extends UnderstudyError {
   readonly code = 'CONFIG_INVALID';
 
   constructor(readonly file: string, readonly problems: readonly ConfigProblem[],
-    hint = `fix each line listed, then run \`understudy serve --config ${file}\` again`,
+    hint = 'fix each place listed; docs/config.md describes every field and rule',
     options?: { cause?: unknown }) {
     super(ConfigInvalidError.describe(file, problems), hint, options);
   }

@@ -108,6 +108,11 @@ function schemaFinding(error: ErrorObject): Finding {
       return { path: [...path, key], problem: 'missing',
         expected: schema.properties?.[key]?.description ?? 'a value' };
     }
+    case 'pattern':
+      return { path, problem: `${describe(error.data)} is not in the expected form`, expected };
+    case 'enum':
+      return { path, problem: `${describe(error.data)} is not one of the allowed values`,
+        expected };
     case 'type':
       return { path, problem: `${describe(error.data)} is not ${String(params['type'])}`,
         expected };
