@@ -8,6 +8,7 @@ t.test('parses IPv4, bracketed IPv6 and host names', async (t) => {
   t.same(parseHostPort('node-b.example:65535'),
     { host: 'node-b.example', port: 65535, kind: 'name' });
   t.same(parseHostPort('beta:7400'), { host: 'beta', port: 7400, kind: 'name' });
+  t.same(parseHostPort('[fe80::1%eth0]:7400'), { host: 'fe80::1%eth0', port: 7400, kind: 'ipv6' });
 });
 
 t.test('rejects bad hosts and ports with the reason', async (t) => {
