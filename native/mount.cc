@@ -88,8 +88,13 @@ void serve(struct fuse_session* session) {
 
 bool clear_stale_mount(const std::string& path, MountFailure* failure) {
   if (failure != nullptr) failure->err = 0;
-  struct stat st;
-  if (stat(path.c_str(), &st) == 0 || errno != ENOTCONN) return false;
+  // FORCE_SYNC: with our long attribute timeouts the kernel would answer a plain stat of a
+  // dead mount's root from its cache; a forced round trip reports ENOTCONN.
+  struct statx stx;
+  if (statx(AT_FDCWD, path.c_str(), AT_STATX_FORCE_SYNC, STATX_TYPE, &stx) == 0 ||
+      errno != ENOTCONN) {
+    return false;
+  }
   // A FUSE mount whose daemon died: detach it so the path is usable again.
   if (umount2(path.c_str(), MNT_DETACH) != 0) {
     const int err = errno;
