@@ -52,9 +52,10 @@ struct XattrArgs {
   uint32_t flags;
 };
 
-/** Root xattr: {u64 seq, u32 epoch, u32 0} of the last record processed. */
+/** Root xattr: {u64 seq, u32 epoch, u32 0, 36-byte boot id} of the last record processed. */
 constexpr char APPLIED_XATTR_NAME[] = "trusted.understudy.applied";
-constexpr size_t APPLIED_XATTR_BYTES = 16;
+constexpr size_t BOOT_ID_BYTES = 36;
+constexpr size_t APPLIED_XATTR_BYTES = 16 + BOOT_ID_BYTES;
 
 class Fd {
  public:
@@ -1026,27 +1027,41 @@ Outcome apply_record(Ctx& c, const uint8_t* payload) {
 // After each record the root's trusted.understudy.applied says (epoch, seq) of the last
 // record fully processed. A restart that re-sends records up to it skips them outright, so
 // only the one record in flight at a kill is re-applied, where the fid rules are exact.
+// The mark is trusted only within the boot that wrote it: after a power cut it may have
+// reached the disk while file data of the same records did not (the mark is metadata, and
+// ext4 orders only metadata), so after any reboot the fid rules alone decide.
 
 struct HighWater {
   uint64_t seq = 0;
   uint32_t epoch = 0;
 };
 
-HighWater read_high_water(int root_fd) {
+/** This boot's id (/proc/sys/kernel/random/boot_id); empty when unknown. */
+std::string boot_id() {
+  char buf[BOOT_ID_BYTES] = {};
+  const int fd = ::open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+  const ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf) : -1;
+  if (fd >= 0) ::close(fd);
+  return n == static_cast<ssize_t>(BOOT_ID_BYTES) ? std::string(buf, BOOT_ID_BYTES) : "";
+}
+
+HighWater read_high_water(int root_fd, const std::string& boot) {
   uint8_t buf[APPLIED_XATTR_BYTES];
   HighWater hw;
-  if (fgetxattr(root_fd, APPLIED_XATTR_NAME, buf, sizeof buf) ==
-      static_cast<ssize_t>(sizeof buf)) {
+  const bool whole = fgetxattr(root_fd, APPLIED_XATTR_NAME, buf, sizeof buf) ==
+                     static_cast<ssize_t>(sizeof buf);
+  if (whole && !boot.empty() && std::memcmp(buf + 16, boot.data(), BOOT_ID_BYTES) == 0) {
     hw.seq = get_u64(buf);
     hw.epoch = get_u32(buf + 8);
   }
-  return hw;  // absent or malformed: nothing is known to be applied
+  return hw;  // absent, malformed or from another boot: nothing is known to be applied
 }
 
-int write_high_water(int root_fd, const HighWater& hw) {
+int write_high_water(int root_fd, const HighWater& hw, const std::string& boot) {
   uint8_t buf[APPLIED_XATTR_BYTES] = {};
   put_u64(buf, hw.seq);
   put_u32(buf + 8, hw.epoch);
+  std::memcpy(buf + 16, boot.data(), std::min(boot.size(), BOOT_ID_BYTES));
   return fsetxattr(root_fd, APPLIED_XATTR_NAME, buf, sizeof buf, 0) < 0 ? errno : 0;
 }
 
@@ -1108,7 +1123,7 @@ Applier* Applier::open(const char* root_path, int* err) {
     *err = errno;
     return nullptr;
   }
-  return new Applier(fd);
+  return new Applier(fd, boot_id());
 }
 
 Applier::~Applier() {
@@ -1122,7 +1137,7 @@ int Applier::forget_high_water() {
 
 void Applier::run(const uint8_t* records, size_t size, ApplyResult* result) {
   std::map<std::string, uint64_t> skips;
-  HighWater hw = read_high_water(root_fd_);
+  HighWater hw = read_high_water(root_fd_, boot_id_);
   bool marking = true;  // the mark only moves while every record so far succeeded
   uint32_t prev_epoch = 0;
   size_t at = 0;
@@ -1145,7 +1160,7 @@ void Applier::run(const uint8_t* records, size_t size, ApplyResult* result) {
     if (o == Outcome::FAILED) marking = false;  // a retry must re-apply it, not skip it
     if (marking && !below) {
       hw = HighWater{h.seq, h.epoch};
-      if (const int err = write_high_water(root_fd_, hw); err != 0) {
+      if (const int err = write_high_water(root_fd_, hw, boot_id_); err != 0) {
         marking = false;
         c.fail("", err, "applied, but cannot record the high-water mark on the root; a "
                         "restart re-applies by fid");

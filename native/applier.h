@@ -73,8 +73,9 @@ class Applier {
 
  private:
   void run(const uint8_t* records, size_t size, ApplyResult* result);
-  explicit Applier(int root_fd) : root_fd_(root_fd) {}
-  int root_fd_;  // O_RDONLY|O_DIRECTORY: a dirfd for openat2, and an fd for syncfs/futimens
+  Applier(int root_fd, std::string boot_id) : root_fd_(root_fd), boot_id_(std::move(boot_id)) {}
+  int root_fd_;          // O_RDONLY|O_DIRECTORY: a dirfd for openat2, an fd for syncfs/futimens
+  std::string boot_id_;  // the high-water mark is trusted only within the boot that wrote it
 };
 
 }  // namespace understudy

@@ -620,6 +620,23 @@ void test_fallocate_fallback() {
   ::system(("umount " + mnt.path).c_str());
 }
 
+/** A mark written in another boot is not trusted: the records are judged by fid again. */
+void test_mark_from_another_boot_is_ignored() {
+  TmpDir root("boot");
+  Batch b;
+  b.create(70, S_IFREG | 0644, "f", 1);
+  b.write(70, 0, "f", "data", 2);
+  apply_bytes(root.path, b.bytes());
+  char mark[52];
+  CHECK(getxattr(root.path.c_str(), "trusted.understudy.applied", mark, sizeof mark) == 52);
+  mark[20] ^= 1;  // another boot id
+  CHECK(setxattr(root.path.c_str(), "trusted.understudy.applied", mark, sizeof mark, 0) == 0);
+  CHECK(truncate((root / "f").c_str(), 0) == 0);  // as if a power cut lost the data
+  const Run run = apply_bytes(root.path, b.bytes());
+  CHECK(run.ok && run.result.errors.empty() && run.result.applied == 1);
+  CHECK(read_file(root / "f") == "data");
+}
+
 /** Without the mark, a replay that would lose an object reports it instead of deleting. */
 void test_replay_conflict_is_reported() {
   TmpDir root("conflict");
@@ -650,6 +667,7 @@ int main() {
     return must ? 1 : 0;
   }
   test_replay_conflict_is_reported();
+  test_mark_from_another_boot_is_ignored();
   test_every_kind();
   test_apply_twice();
   test_crash_after_any_record();
