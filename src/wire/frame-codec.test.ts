@@ -45,7 +45,9 @@ t.test('frames split at every byte boundary decode the same', async (t) => {
   const stream = Buffer.concat(sampleMessages().map((message) => encodeFrame(message)));
   for (let cut = 0; cut <= stream.length; cut++) {
     const decoder = new FrameDecoder();
-    const decoded = [...decoder.push(stream.subarray(0, cut)), ...decoder.push(stream.subarray(cut))];
+    const decoded = [
+      ...decoder.push(stream.subarray(0, cut)), ...decoder.push(stream.subarray(cut)),
+    ];
     if (decoded.length !== sampleMessages().length || decoder.bufferedBytes !== 0) {
       t.fail(`cut at ${cut}: ${decoded.length} messages, ${decoder.bufferedBytes} bytes left`);
       return;
@@ -53,7 +55,9 @@ t.test('frames split at every byte boundary decode the same', async (t) => {
   }
   const decoder = new FrameDecoder();
   const oneByOne: WireMessage[] = [];
-  for (let at = 0; at < stream.length; at++) oneByOne.push(...decoder.push(stream.subarray(at, at + 1)));
+  for (let at = 0; at < stream.length; at++) {
+    oneByOne.push(...decoder.push(stream.subarray(at, at + 1)));
+  }
   t.same(oneByOne, sampleMessages(), 'one byte per chunk');
 });
 
@@ -62,7 +66,8 @@ t.test('a huge length prefix is refused before any body byte arrives', async (t)
   t.throws(() => decoder.push(Buffer.from([0xff, 0xff, 0xff, 0xff, 0x1a])),
     { code: 'WIRE_FRAME_TOO_LARGE', frameBytes: 0xffffffff, frameBytesMax: FRAME_BYTES_MAX });
   t.equal(decoder.bufferedBytes, 0, 'nothing kept');
-  t.throws(() => decoder.push(Buffer.alloc(10)), WireFrameTooLargeError, 'the decoder stays failed');
+  t.throws(() => decoder.push(Buffer.alloc(10)), WireFrameTooLargeError,
+    'the decoder stays failed');
 });
 
 t.test('a configured frame limit applies', async (t) => {
@@ -144,7 +149,7 @@ t.test('batch records must be whole, CRC-checked and contiguous', async (t) => {
   const records = makeRecords(10, 3);
   t.equal(decodeAll(rawFrame({ batch: goodBatch(records, 10, 12) })).length, 1, 'good batch');
   const corrupt = Buffer.from(records);
-  corrupt[records.length - 1] ^= 0x01;
+  corrupt.writeUInt8((corrupt.at(-1) ?? 0) ^ 0x01, corrupt.length - 1);
   t.throws(() => decodeAll(rawFrame({ batch: goodBatch(corrupt, 10, 12) })),
     { code: 'WIRE_MALFORMED', message: /record 2 .*CRC32C mismatch/ }, 'corrupted payload byte');
   const gap = Buffer.concat([makeRecords(10, 1), makeRecords(12, 2)]);
