@@ -1,0 +1,294 @@
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { UsageError } from '../core/index.js';
+import type { HostPort, NodeConfig, VaultConfig } from '../config/index.js';
+import { vaultsAsSource, vaultsAsTarget } from '../config/index.js';
+import { ControlServer } from '../control/index.js';
+import {
+  LinkLiveness, RetentionKeeper, TargetForwarder, type ForwardLink,
+} from '../forwarder/index.js';
+import { Mount, clearStaleMount } from '../mount/index.js';
+import type { Logger } from '../obs/index.js';
+import { Applier } from '../replayer/index.js';
+import { CheckpointStore } from '../replayer/checkpoint-store.js';
+import { Receiver, type ReceiverVault } from '../replayer/receiver.js';
+import { clearStaleReplicaBind, protectReplica } from '../replayer/receiver-replica.js';
+import { connectTls, listenTls, type Security, type WireServer } from '../wire/index.js';
+import {
+  journalExtent, targetLag, type NodeStatus, type SourceVaultStatus, type TargetVaultStatus,
+} from './status.js';
+
+/** How a Node is started besides its config. */
+export interface NodeOptions {
+  log: Logger;
+  /** Control sockets to serve `status` on; default: the config's and /run/understudy/<id>.sock. */
+  controlSockets?: string[];
+}
+
+interface SourceVault {
+  config: VaultConfig;
+  mount: Mount;
+  journalDir: string;
+  keeper: RetentionKeeper;
+  forwarders: TargetForwarder[];
+}
+
+interface TargetVault {
+  config: VaultConfig & { replica: string };
+  applier: Applier;
+  unprotect: (() => void) | null;
+}
+
+/** The control socket every node also serves so `understudy status` finds it with no flag. */
+export function defaultControlSocket(nodeId: string): string {
+  return `/run/understudy/${nodeId}.sock`;
+}
+
+function readEpoch(stateDir: string, vault: string): number {
+  const file = join(stateDir, 'vaults', vault, 'epoch');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8').trim();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 1;
+    throw error;
+  }
+  const epoch = Number(text);
+  if (!Number.isInteger(epoch) || epoch < 1 || epoch > 0xffffffff) {
+    throw new UsageError(`${file} holds "${text}", not an epoch`,
+      'write the vault\'s epoch (an integer >= 1) into it, or remove it for epoch 1');
+  }
+  return epoch;
+}
+
+function readSecurity(config: NodeConfig): Security {
+  if (config.node.insecure) return { insecure: true };
+  const { key, cert } = config.node.tls;
+  for (const file of [key, cert]) {
+    try {
+      statSync(file);
+    } catch {
+      throw new UsageError(`TLS file ${file} is missing`,
+        `make the node's key with \`understudy keygen --dir <dir> --node ${config.node.id}\`` +
+        ' and point node.tls at it');
+    }
+  }
+  const trusted = new Map<string, string>();
+  for (const peer of config.peers) {
+    if (peer.fingerprint !== null) trusted.set(peer.fingerprint, peer.id);
+  }
+  return { key: readFileSync(key), cert: readFileSync(cert), trusted };
+}
+
+function addressText(address: HostPort): string {
+  return address.kind === 'ipv6' ? `[${address.host}]:${address.port}`
+    : `${address.host}:${address.port}`;
+}
+
+/**
+ * A running node built from its config: mounts each vault it is the source of and forwards
+ * its journal to the targets, receives the vaults it is a target of (replica read-only to
+ * local users), listens for peers, and answers `status` on its control sockets.
+ */
+export class Node {
+  readonly #config: NodeConfig;
+  readonly #log: Logger;
+  readonly #sources: SourceVault[] = [];
+  readonly #targets: TargetVault[] = [];
+  readonly #servers: WireServer[] = [];
+  readonly #controls: ControlServer[] = [];
+  #receiver: Receiver | null = null;
+  #stopping: Promise<void> | null = null;
+
+  private constructor(config: NodeConfig, log: Logger) {
+    this.#config = config;
+    this.#log = log;
+  }
+
+  get id(): string {
+    return this.#config.node.id;
+  }
+
+  /** Starts everything; on failure, stops what it started and rethrows. */
+  static async start(config: NodeConfig, options: NodeOptions): Promise<Node> {
+    const node = new Node(config, options.log);
+    try {
+      await node.#start(options);
+    } catch (error) {
+      await node.stop();
+      throw error;
+    }
+    return node;
+  }
+
+  async #start(options: NodeOptions): Promise<void> {
+    const { node } = this.#config;
+    mkdirSync(node.stateDir, { recursive: true, mode: 0o700 });
+    const security = readSecurity(this.#config);
+    this.#startTargets();
+    const receiver = this.#receiver;
+    for (const address of node.listen) {
+      this.#servers.push(await listenTls({ ...security, host: address.host, port: address.port,
+        nodeId: node.id, log: this.#log,
+        onPeer: (link, peerNodeId) => {
+          if (receiver === null) link.close('this node is a target of no vault');
+          else receiver.accept(link, peerNodeId);
+        },
+      }));
+      this.#log.info({ address: addressText(address) }, 'listening for peers');
+    }
+    for (const vault of vaultsAsSource(this.#config)) {
+      await this.#startSource(vault, security);
+    }
+    const sockets = options.controlSockets ??
+      [...new Set([node.controlSocket, defaultControlSocket(node.id)])];
+    for (const socket of sockets) {
+      const control = new ControlServer(socket);
+      control.handle('status', async () => ({ nodes: [await this.status()] }));
+      await control.listen();
+      this.#controls.push(control);
+    }
+  }
+
+  #startTargets(): void {
+    const { node } = this.#config;
+    const vaults: ReceiverVault[] = [];
+    for (const vault of vaultsAsTarget(this.#config)) {
+      const marker = join(node.stateDir, 'vaults', vault.name, 'replica-ro.json');
+      mkdirSync(vault.replica, { recursive: true, mode: 0o755 });
+      clearStaleReplicaBind(vault.replica, marker, this.#log);
+      // The root fd first: the read-only bind goes over the path, not under the fd.
+      const applier = Applier.open(vault.replica);
+      const unprotect = protectReplica(vault.replica, marker, this.#log);
+      this.#targets.push({ config: vault, applier, unprotect });
+      vaults.push({ name: vault.name, source: vault.source, replica: vault.replica, applier,
+        checkpoints: new CheckpointStore(join(node.stateDir, 'vaults', vault.name,
+          'checkpoint.json')) });
+    }
+    if (vaults.length === 0) return;
+    this.#receiver = new Receiver({ nodeId: node.id, vaults, log: this.#log,
+      heartbeatIntervalMs: node.heartbeatIntervalMs,
+      liveness: (now) => new LinkLiveness(node.heartbeatIntervalMs, now) });
+  }
+
+  async #startSource(vault: VaultConfig, security: Security): Promise<void> {
+    const { node } = this.#config;
+    const journalDir = join(node.stateDir, 'journals', vault.name);
+    mkdirSync(journalDir, { recursive: true, mode: 0o700 });
+    const epoch = readEpoch(node.stateDir, vault.name);
+    if (vault.mode === 'sync') {
+      this.#log.warn({ vault: vault.name }, 'mode sync is not available yet: fsync does not ' +
+        'wait for targets; the vault runs as async (docs/daemon.md)');
+    }
+    if (clearStaleMount(vault.path)) {
+      this.#log.warn({ vault: vault.name, path: vault.path }, 'cleared a stale mount');
+    }
+    const forwarders: TargetForwarder[] = [];
+    const keeper = new RetentionKeeper({ vault: vault.name, stateDir: node.stateDir, journalDir,
+      journalBytesMax: vault.journalBytesMax, mode: 'async', log: this.#log,
+      targets: vault.targets.map((t) => t.node),
+      onNeedsResync: (target, reason) =>
+        forwarders.find((f) => f.status().node === target)?.markNeedsResync(reason) });
+    let mountRef: Mount | null = null;
+    const mount = await Mount.open({ mountpoint: vault.path, journalDir, epoch,
+      onWritten: (seq) => {
+        for (const forwarder of forwarders) forwarder.notify(seq);
+        if (mountRef !== null) keeper.grew(mountRef.stats().journalBytes);
+      } });
+    mountRef = mount;
+    this.#log.info({ vault: vault.name, path: vault.path, journalDir, epoch }, 'vault mounted');
+    for (const target of vault.targets) {
+      const peer = this.#config.peers.find((p) => p.id === target.node);
+      if (peer === undefined) continue;  // config checks guarantee it; a bug otherwise
+      const state = keeper.state(target.node);
+      const forwarder = new TargetForwarder({
+        vault: vault.name, nodeId: node.id, target: target.node, epoch, journalDir,
+        addresses: peer.addresses.map(addressText), heartbeatIntervalMs: node.heartbeatIntervalMs,
+        position: () => mount.stats(), ackedSeq: state?.ackedSeq ?? 0,
+        needsResync: state?.needsResync ?? false, log: this.#log,
+        onAcked: (seq) => keeper.acked(target.node, seq),
+        onNeedsResync: (reason) => keeper.needsResync(target.node, reason),
+        dial: async (index): Promise<ForwardLink> => {
+          const address = peer.addresses[index];
+          if (address === undefined) throw new Error(`no address ${index}`);
+          return connectTls({ ...security, host: address.host, port: address.port,
+            expectNodeId: target.node, log: this.#log,
+            handshakeTimeoutMs: Math.max(3 * node.heartbeatIntervalMs, 2000) });
+        },
+      });
+      forwarders.push(forwarder);
+    }
+    this.#sources.push({ config: vault, mount, journalDir, keeper, forwarders });
+    const { writtenSeq } = mount.stats();
+    for (const forwarder of forwarders) {
+      forwarder.notify(writtenSeq);
+      forwarder.start();
+    }
+    void keeper.check();
+  }
+
+  /** The node's state for `understudy status`. */
+  async status(): Promise<NodeStatus> {
+    const now = Date.now();
+    const vaults: NodeStatus['vaults'] = [];
+    for (const source of this.#sources) {
+      const stats = source.mount.stats();
+      const extent = await journalExtent(source.journalDir);
+      const targets = [];
+      for (const forwarder of source.forwarders) {
+        const f = forwarder.status();
+        const lag = await targetLag(source.journalDir, stats.lastSeq, f.ackedSeq, extent, now);
+        targets.push({ node: f.node, state: f.state, ackedSeq: f.ackedSeq, ...lag,
+          address: f.address, lastError: f.lastError });
+      }
+      const status: SourceVaultStatus = {
+        vault: source.config.name, role: 'source', mode: source.config.mode,
+        modeNote: source.config.mode === 'sync' ? 'runs as async: sync mode is not built yet'
+          : null,
+        path: source.config.path,
+        journal: { lastSeq: stats.lastSeq, writtenSeq: stats.writtenSeq,
+          durableSeq: stats.durableSeq, firstSeq: extent.firstSeq, segments: extent.segments,
+          bytes: extent.bytes },
+        targets,
+      };
+      vaults.push(status);
+    }
+    for (const received of this.#receiver?.status() ?? []) {
+      const target = this.#targets.find((t) => t.config.name === received.vault);
+      const status: TargetVaultStatus = { ...received, role: 'target',
+        readOnly: target?.unprotect !== null && target !== undefined };
+      vaults.push(status);
+    }
+    return { node: this.#config.node.id, pid: process.pid, epochMs: now, vaults };
+  }
+
+  /** Stops everything: links, listeners, mounts (journal made durable), read-only binds. */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
+    const step = async (what: string, fn: () => unknown): Promise<void> => {
+      try {
+        await fn();
+      } catch (error) {
+        this.#log.error({ err: error }, `stopping: ${what} failed`);
+      }
+    };
+    for (const control of this.#controls) await step('control socket', () => control.close());
+    for (const source of this.#sources) {
+      for (const f of source.forwarders) await step('forwarder', () => f.stop());
+    }
+    for (const server of this.#servers) await step('listener', () => server.close());
+    await step('receiver', () => this.#receiver?.close());
+    for (const source of this.#sources) {
+      await step(`unmount ${source.config.path}`, () => source.mount.unmount());
+      await step('retention', () => source.keeper.check());
+    }
+    for (const target of this.#targets) {
+      await step('applier', () => target.applier.close());
+      await step(`read-only bind of ${target.config.replica}`, () => target.unprotect?.());
+    }
+  }
+}

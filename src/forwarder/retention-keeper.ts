@@ -1,0 +1,133 @@
+import { stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { listSegments } from '../journal/index.js';
+import type { Logger } from '../obs/index.js';
+import { planRetention, type RetentionSegment } from './retention.js';
+import { TargetStateStore, type TargetState } from './target-state-store.js';
+
+/** Everything a RetentionKeeper needs; the daemon wires it. */
+export interface RetentionKeeperOptions {
+  vault: string;
+  stateDir: string;
+  journalDir: string;
+  journalBytesMax: number;
+  mode: 'async' | 'sync';
+  targets: readonly string[];
+  /** Tells the target's forwarder it was dropped to needs-resync. */
+  onNeedsResync: (node: string, reason: string) => void;
+  log: Logger;
+  nowMs?: () => number;
+}
+
+/**
+ * Keeps one vault's journal within bounds: persists each target's durable ack
+ * (stateDir/vaults/<vault>/targets/<node>.json), deletes segments every holding target has
+ * acked (never the newest), and in async mode drops the target furthest behind to
+ * needs-resync when the journal outgrows journalBytesMax. Runs one check at a time;
+ * requests made meanwhile coalesce into one more run.
+ */
+export class RetentionKeeper {
+  readonly #o: RetentionKeeperOptions;
+  readonly #stores = new Map<string, TargetStateStore>();
+  readonly #states = new Map<string, TargetState>();
+  readonly #dirty = new Set<string>();
+  #running: Promise<void> | null = null;
+  #again = false;
+  #checkedBytes = 0;
+
+  constructor(options: RetentionKeeperOptions) {
+    this.#o = options;
+    for (const node of options.targets) {
+      const store = TargetStateStore.at(options.stateDir, options.vault, node);
+      this.#stores.set(node, store);
+      this.#states.set(node, store.load());
+    }
+  }
+
+  /** The persisted state of a target (ackedSeq, needsResync). */
+  state(node: string): TargetState | undefined {
+    return this.#states.get(node);
+  }
+
+  /** A target acked `seq` durably; persisted on the next check. */
+  acked(node: string, seq: number): void {
+    const state = this.#states.get(node);
+    if (state === undefined || state.ackedSeq === seq) return;
+    // The target's own word wins, even downwards (it lost its replica): retention follows it.
+    this.#states.set(node, { ...state, ackedSeq: seq });
+    this.#dirty.add(node);
+    void this.check();
+  }
+
+  /** The forwarder found the target unservable (resume point gone): persist and stop holding. */
+  needsResync(node: string, reason: string): void {
+    const state = this.#states.get(node);
+    if (state === undefined || state.needsResync) return;
+    this.#states.set(node, { ...state, needsResync: true, reason,
+      markedAtMs: (this.#o.nowMs ?? Date.now)() });
+    this.#dirty.add(node);
+    void this.check();
+  }
+
+  /** The journal grew to `journalBytes` (bytes written this run): check now and then. */
+  grew(journalBytes: number): void {
+    if (journalBytes - this.#checkedBytes < Math.max(1 << 20, this.#o.journalBytesMax / 16)) {
+      return;
+    }
+    this.#checkedBytes = journalBytes;
+    void this.check();
+  }
+
+  /** Runs a check (or joins the one running, and runs once more after it). */
+  check(): Promise<void> {
+    if (this.#running !== null) {
+      this.#again = true;
+      return this.#running;
+    }
+    this.#running = (async () => {
+      do {
+        this.#again = false;
+        try {
+          await this.#checkOnce();
+        } catch (error) {
+          this.#o.log.error({ err: error, vault: this.#o.vault }, 'journal retention failed');
+        }
+      } while (this.#again);
+    })().finally(() => { this.#running = null; });
+    return this.#running;
+  }
+
+  async #checkOnce(): Promise<void> {
+    const o = this.#o;
+    const segments: RetentionSegment[] = [];
+    for (const segment of await listSegments(o.journalDir)) {
+      const { size } = await stat(join(o.journalDir, segment.name));
+      segments.push({ ...segment, bytes: size });
+    }
+    const plan = planRetention({ segments, journalBytesMax: o.journalBytesMax, mode: o.mode,
+      targets: [...this.#states.values()].map((s) => ({ node: s.node, ackedSeq: s.ackedSeq,
+        needsResync: s.needsResync })) });
+    for (const node of plan.markNeedsResync) {
+      const reason = `the journal outgrew journalBytesMax (${o.journalBytesMax} bytes) while ` +
+        `the target was furthest behind`;
+      const state = this.#states.get(node);
+      if (state === undefined) continue;
+      this.#states.set(node, { ...state, needsResync: true, reason,
+        markedAtMs: (o.nowMs ?? Date.now)() });
+      this.#dirty.add(node);
+      o.log.error({ vault: o.vault, target: node, ackedSeq: state.ackedSeq }, `target dropped ` +
+        'to needs-resync: ' + reason + '; run `understudy sync` for it');
+      o.onNeedsResync(node, reason);
+    }
+    // The acks that allow a deletion are on disk before the deletion.
+    for (const node of [...this.#dirty]) {
+      const state = this.#states.get(node);
+      if (state !== undefined) this.#stores.get(node)?.store(state);
+      this.#dirty.delete(node);
+    }
+    for (const name of plan.deleteSegments) {
+      await unlink(join(o.journalDir, name));
+      o.log.info({ vault: o.vault, segment: name }, 'journal segment acked by every target: deleted');
+    }
+  }
+}

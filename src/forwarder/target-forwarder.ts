@@ -1,0 +1,406 @@
+import type { Epoch, Seq } from '../core/index.js';
+import {
+  JournalCorruptError, JournalReader, JournalSeqGoneError, listSegments,
+} from '../journal/index.js';
+import type { Logger } from '../obs/index.js';
+import type { BatchMessage, WireMessage } from '../wire/index.js';
+import { AddressPlan, type DialStep } from './address-plan.js';
+import { Backoff } from './backoff.js';
+import type { Dialer, ForwardLink, ForwarderStateName } from './forward-link.js';
+import { LinkLiveness } from './link-liveness.js';
+import { SendWindow } from './send-window.js';
+
+/** Where the source's journal stands (from the mount's stats). */
+export interface JournalPosition {
+  lastSeq: number;
+  writtenSeq: number;
+  durableSeq: number;
+}
+
+/** Everything a TargetForwarder needs; the daemon wires it. */
+export interface TargetForwarderOptions {
+  vault: string;
+  /** This (source) node's id. */
+  nodeId: string;
+  target: string;
+  epoch: number;
+  /** The target's addresses as text, in priority order (for status and logs). */
+  addresses: readonly string[];
+  dial: Dialer;
+  journalDir: string;
+  heartbeatIntervalMs: number;
+  position: () => JournalPosition;
+  /** The target's durable ack so far (persisted by the caller) and whether it needs a resync. */
+  ackedSeq: number;
+  needsResync: boolean;
+  /** Called with every new durable ack (the retention keeper persists it). */
+  onAcked: (seq: number) => void;
+  /** Called once when the forwarder finds that the target needs a resync. */
+  onNeedsResync: (reason: string) => void;
+  log: Logger;
+  nowMs?: () => number;
+  random?: () => number;
+  windowBytesMax?: number;
+  batchRecordsMax?: number;
+  batchBytesMax?: number;
+  probeIntervalMs?: number;
+}
+
+/** A forwarder's state for `understudy status`. */
+export interface TargetForwarderStatus {
+  node: string;
+  state: ForwarderStateName;
+  ackedSeq: number;
+  sentSeq: number;
+  address: string | null;
+  lastError: string | null;
+  inFlightBytes: number;
+}
+
+/** Batch limits (the brief): at most 1024 records or 4 MiB, and 16 MiB unacked per target. */
+export const BATCH_RECORDS_MAX = 1024;
+export const BATCH_BYTES_MAX = 4 << 20;
+export const WINDOW_BYTES_MAX = 16 << 20;
+
+type Outcome = { kind: 'lost'; reason: string } | { kind: 'move'; index: number } |
+  { kind: 'stop' } | { kind: 'resync'; reason: string };
+
+type Wakeup = { promise: Promise<void>; resolve: () => void };
+function wakeup(): Wakeup {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => { resolve = r; });
+  return { promise, resolve };
+}
+
+/**
+ * Streams one vault's journal to one target: dials its addresses in priority order, says
+ * Hello, resumes where the target's Welcome says, sends batches within a window of unacked
+ * bytes, heartbeats, reconnects with backoff, and moves back to a better address when a
+ * probe answers. Decisions live in AddressPlan, Backoff, LinkLiveness and SendWindow.
+ */
+export class TargetForwarder {
+  readonly #o: TargetForwarderOptions;
+  readonly #now: () => number;
+  readonly #plan: AddressPlan;
+  readonly #reader: JournalReader;
+  readonly #stop = new AbortController();
+  #wakeup = wakeup();
+  #state: ForwarderStateName;
+  #ackedSeq: number;
+  #sentSeq = 0;
+  #writtenSeq = 0;
+  #address: number | null = null;
+  #lastError: string | null = null;
+  #window: SendWindow;
+  #link: ForwardLink | null = null;
+  #end: ((outcome: Outcome) => void) | null = null;
+  #running: Promise<void> | null = null;
+
+  constructor(options: TargetForwarderOptions) {
+    this.#o = options;
+    this.#now = options.nowMs ?? Date.now;
+    this.#plan = new AddressPlan(options.addresses.length,
+      new Backoff({ random: options.random ?? Math.random }), options.probeIntervalMs);
+    this.#reader = new JournalReader(options.journalDir, { notified: true });
+    this.#window = new SendWindow(options.windowBytesMax ?? WINDOW_BYTES_MAX);
+    this.#ackedSeq = options.ackedSeq;
+    this.#state = options.needsResync ? 'needs-resync' : 'disconnected';
+  }
+
+  /** Starts dialing (unless the target needs a resync). */
+  start(): void {
+    this.#running ??= this.#run().catch((error: unknown) => {
+      this.#o.log.error({ err: error, vault: this.#o.vault, target: this.#o.target },
+        'forwarder failed');
+      this.#lastError = String(error);
+      this.#state = 'disconnected';
+    });
+  }
+
+  /** Every record <= writtenSeq is in the journal files: wakes the sender. */
+  notify(writtenSeq: number): void {
+    if (writtenSeq > this.#writtenSeq) this.#writtenSeq = writtenSeq;
+    this.#reader.notify(writtenSeq);
+    this.#wake();
+  }
+
+  /** Retention dropped this target: stop forwarding until a resync (issue 4). */
+  markNeedsResync(reason: string): void {
+    this.#lastError = reason;
+    this.#state = 'needs-resync';
+    this.#end?.({ kind: 'resync', reason });
+  }
+
+  /** The state for `understudy status`. */
+  status(): TargetForwarderStatus {
+    return {
+      node: this.#o.target, state: this.#state, ackedSeq: this.#ackedSeq, sentSeq: this.#sentSeq,
+      address: this.#address === null ? null : this.#o.addresses[this.#address] ?? null,
+      lastError: this.#lastError, inFlightBytes: this.#window.bytes,
+    };
+  }
+
+  /** Closes the link and stops; resolves when nothing is left running. */
+  async stop(): Promise<void> {
+    this.#stop.abort();
+    this.#end?.({ kind: 'stop' });
+    this.#wake();
+    await this.#running;
+    await this.#reader.close();
+  }
+
+  #wake(): void {
+    const current = this.#wakeup;
+    this.#wakeup = wakeup();
+    current.resolve();
+  }
+
+  async #run(): Promise<void> {
+    let step: DialStep = this.#plan.start(this.#now());
+    while (!this.#stop.signal.aborted && this.#state !== 'needs-resync') {
+      await this.#sleepUntil(step.atMs);
+      if (this.#stop.signal.aborted) break;
+      this.#state = 'connecting';
+      let link: ForwardLink;
+      try {
+        link = await this.#o.dial(step.index);
+      } catch (error) {
+        this.#failed(`dial ${this.#o.addresses[step.index]}: ${(error as Error).message}`);
+        this.#state = 'disconnected';
+        step = this.#plan.dialFailed(step.index, this.#now());
+        continue;
+      }
+      this.#plan.connected(step.index, this.#now());
+      this.#address = step.index;
+      const outcome = await this.#session(link);
+      this.#address = null;
+      this.#window.clear();
+      if (outcome.kind === 'move') {
+        this.#o.log.info({ vault: this.#o.vault, target: this.#o.target,
+          address: this.#o.addresses[outcome.index] }, 'moving back to a better address');
+        step = this.#plan.probeAnswered(outcome.index, this.#now());
+      } else if (outcome.kind === 'resync') {
+        this.#needsResync(outcome.reason);
+      } else if (outcome.kind === 'lost') {
+        this.#failed(outcome.reason);
+        this.#state = 'disconnected';
+        step = this.#plan.lost(this.#now());
+      }
+    }
+  }
+
+  #failed(reason: string): void {
+    this.#lastError = reason;
+    this.#o.log.warn({ vault: this.#o.vault, target: this.#o.target, reason }, 'link to target');
+  }
+
+  #needsResync(reason: string): void {
+    const first = this.#state !== 'needs-resync' || this.#lastError !== reason;
+    this.#state = 'needs-resync';
+    this.#lastError = reason;
+    if (first) {
+      this.#o.log.error({ vault: this.#o.vault, target: this.#o.target, reason },
+        'target needs a resync (run `understudy sync`); the source keeps going');
+    }
+    this.#o.onNeedsResync(reason);
+  }
+
+  async #sleepUntil(atMs: number): Promise<void> {
+    const delayMs = atMs - this.#now();
+    if (delayMs <= 0) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, delayMs);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#stop.signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  /** One link's life: handshake, then send and receive until it ends. */
+  async #session(link: ForwardLink): Promise<Outcome> {
+    const o = this.#o;
+    const liveness = new LinkLiveness(o.heartbeatIntervalMs, this.#now());
+    let ended: Outcome | null = null;
+    let ending!: (outcome: Outcome) => void;
+    const endPromise = new Promise<Outcome>((resolve) => { ending = resolve; });
+    const end = (outcome: Outcome): void => {
+      if (ended !== null) return;
+      ended = outcome;
+      link.close(outcome.kind === 'lost' || outcome.kind === 'resync' ? outcome.reason
+        : outcome.kind);
+      this.#wake();
+      ending(outcome);
+    };
+    this.#link = link;
+    this.#end = end;
+    let welcomed!: (resumeFromSeq: number) => void;
+    const welcome = new Promise<number>((resolve) => { welcomed = resolve; });
+    const send = (message: WireMessage): void => {
+      if (link.closed) return;
+      link.send(message);
+      liveness.sent(this.#now());
+    };
+    const timer = this.#ticker(liveness, send, end);
+    const inbox = this.#inbox(link, liveness, welcomed, end);
+    const position = o.position();
+    send({ type: 'hello', protocolVersion: 1, nodeId: o.nodeId, vault: o.vault,
+      epoch: o.epoch as Epoch, lastDurableSeq: position.durableSeq as Seq, role: 'source',
+      want: 'forward' });
+    const pump = Promise.race([welcome, endPromise]).then(async (resume) => {
+      if (typeof resume !== 'number') return;
+      const problem = await this.#resumeProblem(resume);
+      if (problem !== null) return end({ kind: 'resync', reason: problem });
+      this.#ackedSeq = resume - 1;
+      o.onAcked(this.#ackedSeq);
+      this.#state = this.#ackedSeq >= this.#writtenSeq ? 'in-sync' : 'syncing';
+      o.log.info({ vault: o.vault, target: o.target, resumeFromSeq: resume }, 'linked to target');
+      await this.#pump(resume, send, () => ended !== null, end);
+    }).catch((error: unknown) => end({ kind: 'lost', reason: String(error) }));
+    const outcome = await endPromise;
+    timer.stop();
+    await Promise.allSettled([pump, inbox]);
+    this.#link = null;
+    this.#end = null;
+    return this.#stop.signal.aborted ? { kind: 'stop' } : outcome;
+  }
+
+  /** Why the journal cannot serve a target resuming at `resume`, or null. */
+  async #resumeProblem(resume: number): Promise<string | null> {
+    const segments = await listSegments(this.#o.journalDir);
+    const first = segments[0];
+    const { lastSeq } = this.#o.position();
+    if (first !== undefined && resume < first.firstSeq) {
+      return `it resumes at seq ${resume} but the journal starts at seq ${first.firstSeq}`;
+    }
+    if (resume > lastSeq + 1) {
+      return `it resumes at seq ${resume} but the journal ends at seq ${lastSeq}`;
+    }
+    return null;
+  }
+
+  async #pump(from: number, send: (m: WireMessage) => void, ended: () => boolean,
+    end: (o: Outcome) => void): Promise<void> {
+    const o = this.#o;
+    let next = from;
+    while (!ended()) {
+      const woken = this.#wakeup.promise;
+      if (!this.#window.open()) {
+        await woken;
+        continue;
+      }
+      let batch;
+      try {
+        batch = await this.#reader.readBatch({ from: next,
+          maxRecords: o.batchRecordsMax ?? BATCH_RECORDS_MAX,
+          maxBytes: o.batchBytesMax ?? BATCH_BYTES_MAX });
+      } catch (error) {
+        if (error instanceof JournalSeqGoneError) {
+          return end({ kind: 'resync', reason: error.message });
+        }
+        if (error instanceof JournalCorruptError) o.log.error({ err: error }, 'journal corrupt');
+        return end({ kind: 'lost', reason: (error as Error).message });
+      }
+      const first = batch.records[0];
+      const last = batch.records[batch.records.length - 1];
+      if (first === undefined || last === undefined || ended()) {
+        await woken;
+        continue;
+      }
+      const message: BatchMessage = {
+        type: 'batch', vault: o.vault,
+        epoch: Math.max(o.epoch, last.header.epoch) as Epoch,
+        firstSeq: first.header.seq, lastSeq: last.header.seq, recordCount: batch.records.length,
+        records: Buffer.concat(batch.records.map((r) => r.bytes), batch.bytes),
+      };
+      send(message);
+      this.#window.sent(last.header.seq, batch.bytes);
+      this.#sentSeq = last.header.seq;
+      next = batch.nextSeq;
+    }
+  }
+
+  async #inbox(link: ForwardLink, liveness: LinkLiveness, welcomed: (seq: number) => void,
+    end: (o: Outcome) => void): Promise<void> {
+    const o = this.#o;
+    try {
+      for await (const message of link) {
+        liveness.heard(this.#now());
+        if (message.type === 'welcome') {
+          if (message.vault !== o.vault) {
+            return end({ kind: 'lost', reason: `welcome for vault ${message.vault}` });
+          }
+          welcomed(message.resumeFromSeq);
+        } else if (message.type === 'ack') {
+          this.#acked(message.durableSeq);
+        } else if (message.type === 'error') {
+          const reason = `target says ${message.code}: ${message.message}`;
+          return end({ kind: 'lost', reason });
+        } else if (message.type !== 'heartbeat' && message.type !== 'admit') {
+          return end({ kind: 'lost', reason: `unexpected ${message.type} from the target` });
+        }
+      }
+      end({ kind: 'lost', reason: 'the target closed the link' });
+    } catch (error) {
+      end({ kind: 'lost', reason: `link failed: ${(error as Error).message}` });
+    }
+  }
+
+  #acked(durableSeq: number): void {
+    if (durableSeq <= this.#ackedSeq) return;
+    this.#ackedSeq = durableSeq;
+    this.#window.acked(durableSeq);
+    if (this.#ackedSeq >= this.#writtenSeq && this.#state === 'syncing') this.#state = 'in-sync';
+    this.#o.onAcked(durableSeq);
+    this.#wake();
+  }
+
+  /** Heartbeats, the dead-link verdict and probes of better addresses, on one timer. */
+  #ticker(liveness: LinkLiveness, send: (m: WireMessage) => void, end: (o: Outcome) => void):
+    { stop: () => void } {
+    const o = this.#o;
+    let timer: NodeJS.Timeout | null = null;
+    let probing = false;
+    const tick = (): void => {
+      const now = this.#now();
+      const verdict = liveness.tick(now);
+      if (verdict.dead) {
+        return end({ kind: 'lost', reason: `nothing heard for ${verdict.silentMs} ms` });
+      }
+      if (verdict.heartbeatDue) {
+        const p = o.position();
+        send({ type: 'heartbeat', nodeId: o.nodeId, epoch: o.epoch as Epoch, sentAtMs: Date.now(),
+          vaults: [{ vault: o.vault, epoch: o.epoch as Epoch, lastSeq: p.lastSeq as Seq,
+            durableSeq: p.durableSeq as Seq }] });
+      }
+      const due = this.#plan.probesDue(now);
+      if (due.length > 0 && !probing) {
+        probing = true;
+        void this.#probe(due).then((index) => {
+          probing = false;
+          if (index !== null) end({ kind: 'move', index });
+          else this.#plan.probesFailed(this.#now());
+        });
+      }
+      const at = Math.min(liveness.nextTickAtMs(), this.#plan.probeAtMs() ?? Infinity);
+      timer = setTimeout(tick, Math.max(1, at - this.#now()));
+    };
+    timer = setTimeout(tick, o.heartbeatIntervalMs);
+    return { stop: () => { if (timer !== null) clearTimeout(timer); } };
+  }
+
+  /** Dials the better addresses in order; the first that answers wins (its link is closed). */
+  async #probe(indexes: number[]): Promise<number | null> {
+    for (const index of indexes) {
+      try {
+        const link = await this.#o.dial(index);
+        link.close('probe answered');
+        return index;
+      } catch {
+        // Still down: try the next one; the plan probes again an interval later.
+      }
+    }
+    return null;
+  }
+}
