@@ -98,6 +98,17 @@ export interface MountHandle {
   child?: ChildProcess;
 }
 
+/** The environment for the CLI: without tap's NODE_OPTIONS (its loader hooks break bin/). */
+export function cliEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS;
+  return env;
+}
+
+// tap's processinfo wraps child_process and puts its NODE_OPTIONS back into every child's
+// environment, so the CLI runs through `env -u NODE_OPTIONS`.
+const CLI_PREFIX = ['-u', 'NODE_OPTIONS', UNDERSTUDY_BIN];
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolveSleep) => setTimeout(resolveSleep, ms));
 }
@@ -126,7 +137,7 @@ export async function startMount(t: TestLike, options: {
     };
   }
   const args = ['mount', mountpoint, '--backing', backing, '--journal', journal, ...(options.extraArgs ?? [])];
-  const child = spawn(UNDERSTUDY_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('env', [...CLI_PREFIX, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: cliEnv() });
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString(); });
   child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString(); });
@@ -178,7 +189,7 @@ export interface CliResult {
 
 /** Runs `bin/understudy <args>` to completion. */
 export function runCli(args: string[]): CliResult {
-  const result = spawnSync(UNDERSTUDY_BIN, args, { encoding: 'utf8', maxBuffer: 1 << 30 });
+  const result = spawnSync('env', [...CLI_PREFIX, ...args], { encoding: 'utf8', maxBuffer: 1 << 30, env: cliEnv() });
   return { status: result.status, stdout: result.stdout ?? '', stderr: result.stderr ?? '' };
 }
 
