@@ -2,6 +2,10 @@ import { Command, CommanderError } from 'commander';
 import { mountCommand } from './mount-command.js';
 import { journalApplyCommand, journalDumpCommand } from './journal-command.js';
 import { reportError } from './output.js';
+import { serveCommand } from './serve-command.js';
+import { statusCommand } from './status-command.js';
+import { demoCommand } from './demo-command.js';
+import { keygenCommand } from './keygen-command.js';
 
 /** Builds the `understudy` command tree; each action resolves to an exit code. */
 function program(setExit: (code: number) => void): Command {
@@ -34,6 +38,30 @@ function program(setExit: (code: number) => void): Command {
     .option('--json', 'print the summary as JSON')
     .action(async (dir: string, target: string, options) =>
       setExit(await journalApplyCommand(dir, target, options)));
+
+  root.command('serve')
+    .description('run this node in the foreground: mount its vaults, forward, receive')
+    .requiredOption('--config <file>', 'the node configuration (YAML)')
+    .option('--node <id>', 'which node of the file this is (default: node.id)')
+    .action(async (options) => setExit(await serveCommand(options)));
+  root.command('status')
+    .description('state and lag of every vault and target of the daemons running here')
+    .option('--json', 'print JSON')
+    .option('--socket <path>', 'ask this control socket only (default: /run/understudy/*.sock)')
+    .action(async (options) => setExit(await statusCommand(options)));
+  root.command('demo')
+    .description('a source and a target node in one process over loopback, to try it out')
+    .option('--dir <dir>', 'where data/, replica/ and the state go', 'understudy-demo')
+    .option('--mode <mode>', 'async or sync', 'async')
+    .action(async (options) => setExit(await demoCommand(options)));
+  root.command('keygen')
+    .description('make this node\'s TLS key and certificate; print the fingerprint')
+    .requiredOption('--dir <dir>', 'directory for node.key and node.crt')
+    .requiredOption('--node <id>', 'this node\'s id')
+    .option('--force', 'replace an existing key')
+    .option('--json', 'print JSON')
+    .action(async (options) => setExit(await keygenCommand({ dir: options.dir,
+      nodeId: options.node, force: options.force, json: options.json })));
   return root;
 }
 
