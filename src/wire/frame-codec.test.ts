@@ -190,4 +190,7 @@ t.test('messages after a bad frame are never delivered', async (t) => {
 t.test('encodeFrame refuses our own numbers that are not safe integers', async (t) => {
   const ack = { type: 'ack', vault: 'v', epoch: 1, durableSeq: 2 ** 53 } as unknown as WireMessage;
   t.throws(() => encodeFrame(ack), { name: 'AssertionFailedError' });
+  const heartbeat = { type: 'heartbeat', nodeId: 'a', epoch: 1, sentAtMs: 0,
+    vaults: [{ vault: 'v', epoch: 1, lastSeq: 1.5, durableSeq: 0 }] } as unknown as WireMessage;
+  t.throws(() => encodeFrame(heartbeat), { name: 'AssertionFailedError' }, 'nested positions');
 });

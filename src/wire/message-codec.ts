@@ -232,9 +232,12 @@ function toFields(message: WireMessage): Fields {
 
 /** Appends the protobuf encoding of `message` to `writer`; the caller frames it. */
 export function encodeMessageInto(message: WireMessage, writer: protobuf.Writer): void {
-  for (const value of Object.values(message)) {
-    // Our own numbers: protobufjs would silently encode a fraction or a rounded seq.
-    if (typeof value === 'number') assert(Number.isSafeInteger(value) && value >= 0);
+  // Our own numbers: protobufjs would silently encode a fraction or a rounded seq.
+  const objects: object[] = message.type === 'heartbeat' ? [message, ...message.vaults] : [message];
+  for (const value of objects.flatMap((object) => Object.values(object))) {
+    if (typeof value === 'number') {
+      assert(Number.isSafeInteger(value) && value >= 0, `${message.type}: ${value} is no u64`);
+    }
   }
   const fields = toFields(message);
   delete fields['type'];
