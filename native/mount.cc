@@ -3,6 +3,8 @@
 #include "mount.h"
 
 #include <fcntl.h>
+#include <linux/fuse.h>
+#include <sys/uio.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -84,6 +86,111 @@ void serve(struct fuse_session* session) {
   fuse_loop_cfg_destroy(config);
 }
 
+// ---- /dev/fuse I/O of our own (fuse_session_custom_io) --------------------------------------
+// libfuse 3.14 cannot request FUSE_HANDLE_KILLPRIV_V2. Without it the kernel sends GETXATTR
+// security.capability before every write(2) (a second round trip per write). So the session
+// reads and writes the device itself: it notes what the kernel offers in INIT and the kill
+// flags of each request, and adds FUSE_HANDLE_KILLPRIV_V2 to the INIT reply. The ops then
+// clear setuid/setgid when a request carries a kill flag (ops.cc, kill_suidgid).
+
+template <typename T>
+const T* request_arg(const void* buf, ssize_t n) {
+  if (n < static_cast<ssize_t>(sizeof(fuse_in_header) + sizeof(T))) return nullptr;
+  return reinterpret_cast<const T*>(static_cast<const char*>(buf) + sizeof(fuse_in_header));
+}
+
+ssize_t device_read(int fd, void* buf, size_t size, void* userdata) {
+  const ssize_t n = ::read(fd, buf, size);
+  t_request_kills_suidgid = false;
+  if (n < static_cast<ssize_t>(sizeof(fuse_in_header))) return n;
+  auto& c = *static_cast<OpsContext*>(userdata);
+  const auto* in = static_cast<const fuse_in_header*>(buf);
+  switch (in->opcode) {
+    case FUSE_INIT:
+      // Only the fields up to `flags` are needed: present since protocol 7.6.
+      if (n >= static_cast<ssize_t>(sizeof(fuse_in_header) + 16)) {
+        const auto* init = static_cast<const uint8_t*>(buf) + sizeof(fuse_in_header);
+        uint32_t flags;
+        std::memcpy(&flags, init + 12, 4);
+        c.kernel_offers_killpriv_v2.store((flags & FUSE_HANDLE_KILLPRIV_V2) != 0);
+        c.init_unique.store(in->unique);
+      }
+      break;
+    case FUSE_WRITE:
+      if (const auto* w = request_arg<fuse_write_in>(buf, n)) {
+        t_request_kills_suidgid = (w->write_flags & FUSE_WRITE_KILL_SUIDGID) != 0;
+      }
+      break;
+    case FUSE_SETATTR:
+      if (const auto* a = request_arg<fuse_setattr_in>(buf, n)) {
+        t_request_kills_suidgid = (a->valid & FATTR_KILL_SUIDGID) != 0;
+      }
+      break;
+    case FUSE_OPEN:
+      if (const auto* o = request_arg<fuse_open_in>(buf, n)) {
+        t_request_kills_suidgid = (o->open_flags & FUSE_OPEN_KILL_SUIDGID) != 0;
+      }
+      break;
+    default:
+      break;
+  }
+  return n;
+}
+
+ssize_t device_writev(int fd, struct iovec* iov, int count, void* userdata) {
+  auto& c = *static_cast<OpsContext*>(userdata);
+  const uint64_t init_unique = c.init_unique.load(std::memory_order_relaxed);
+  if (init_unique != 0 && count >= 2 && iov[0].iov_len >= sizeof(fuse_out_header) &&
+      iov[1].iov_len >= 16) {
+    const auto* out = static_cast<const fuse_out_header*>(iov[0].iov_base);
+    if (out->unique == init_unique) {
+      c.init_unique.store(0);
+      if (out->error == 0 && c.kernel_offers_killpriv_v2.load()) {
+        // fuse_init_out: major, minor, max_readahead, flags (u32 at byte 12).
+        auto* init = static_cast<uint8_t*>(iov[1].iov_base);
+        uint32_t flags;
+        std::memcpy(&flags, init + 12, 4);
+        flags |= FUSE_HANDLE_KILLPRIV_V2;
+        std::memcpy(init + 12, &flags, 4);
+        c.killpriv_v2.store(true);
+      }
+    }
+  }
+  return ::writev(fd, iov, count);
+}
+
+ssize_t device_splice_send(int fdin, off_t* offin, int fdout, off_t* offout, size_t len,
+                           unsigned int flags, void* userdata) {
+  return splice(fdin, offin, fdout, offout, len, flags);  // keeps read replies zero-copy
+}
+
+// Mounts like fuse_session_mount() would for root, but keeps the device fd for custom I/O.
+bool mount_device(struct fuse_session* session, OpsContext* ctx, const std::string& mountpoint,
+                  MountFailure* failure) {
+  const int fd = ::open("/dev/fuse", O_RDWR | O_CLOEXEC);
+  if (fd < 0) return fail(failure, errno, "open", with_errno("/dev/fuse", errno));
+  char data[160];
+  std::snprintf(data, sizeof data,
+                "fd=%d,rootmode=40000,user_id=0,group_id=0,allow_other,default_permissions", fd);
+  // No MS_NOSUID/MS_NODEV: setuid programs and device nodes work as on the backing.
+  if (mount("understudy", mountpoint.c_str(), "fuse.understudy", 0, data) != 0) {
+    const int err = errno;
+    close(fd);
+    return fail(failure, err, "mount", with_errno("mounting " + mountpoint, err));
+  }
+  struct fuse_custom_io io;
+  std::memset(&io, 0, sizeof io);
+  io.read = device_read;
+  io.writev = device_writev;
+  io.splice_send = device_splice_send;
+  if (const int rc = fuse_session_custom_io(session, &io, fd); rc != 0) {
+    umount2(mountpoint.c_str(), MNT_DETACH);
+    close(fd);
+    return fail(failure, -rc, "fuse_session_custom_io", "cannot attach the FUSE device");
+  }
+  return true;
+}
+
 }  // namespace
 
 bool clear_stale_mount(const std::string& path, MountFailure* failure) {
@@ -151,19 +258,17 @@ bool Mount::start(const MountOptions& options, MountFailure* failure) {
   ctx_->writeback_cache = options.writeback_cache;
   // Behave like the backing for every user: the kernel checks permissions (with the
   // caller's groups), suid/dev work as on the backing, fstype shows as fuse.understudy.
-  const char* argv[] = {"understudy", "-o",
-                        "allow_other,default_permissions,dev,suid,fsname=understudy,"
-                        "subtype=understudy"};
+  // (The mount itself is made by mount_device(); these options only inform libfuse.)
+  const char* argv[] = {"understudy", "-o", "allow_other,default_permissions"};
   struct fuse_args args = FUSE_ARGS_INIT(3, const_cast<char**>(argv));
   session_ = fuse_session_new(&args, &capture_ops(), sizeof(struct fuse_lowlevel_ops),
                               ctx_.get());
   fuse_opt_free_args(&args);
   if (session_ == nullptr) return fail(failure, EINVAL, "fuse_session_new", "bad FUSE options");
-  if (fuse_session_mount(session_, options.mountpoint.c_str()) != 0) {
+  if (!mount_device(session_, ctx_.get(), options.mountpoint, failure)) {
     fuse_session_destroy(session_);
     session_ = nullptr;
-    return fail(failure, EIO, "mount",
-                "mounting " + options.mountpoint + " failed (libfuse logged why on stderr)");
+    return false;
   }
   struct fuse_session* session = session_;
   loop_ = std::thread([session] { serve(session); });
@@ -212,8 +317,7 @@ int Mount::unmount(MountFailure* failure) {
   }
   fuse_session_exit(session_);
   loop_.join();
-  fuse_session_unmount(session_);  // the mount is gone already: this closes the fd
-  fuse_session_destroy(session_);
+  fuse_session_destroy(session_);  // closes the device fd; the mount is gone already
   session_ = nullptr;
   const int err = journal_->close();
   if (err != 0) {

@@ -287,6 +287,26 @@ void op_statfs(fuse_req_t req, fuse_ino_t ino) {
 
 int fd_or_proc(fuse_file_info* fi) { return fi != nullptr ? static_cast<int>(fi->fh) : -1; }
 
+// With FUSE_HANDLE_KILLPRIV_V2 the server clears setuid (and setgid on group-executable
+// files) when the kernel flags a change by a caller without CAP_FSETID, since our own
+// writes, made as root, keep them. `st` is refreshed; a CHMOD record says what changed.
+int kill_suidgid(OpsContext& c, Inode& inode, struct stat* st, Journaled* j) {
+  if (!t_request_kills_suidgid || !c.killpriv_v2.load(std::memory_order_relaxed)) return 0;
+  const mode_t kill = S_ISUID | ((st->st_mode & S_IXGRP) ? S_ISGID : 0);
+  if (!S_ISREG(st->st_mode) || (st->st_mode & kill) == 0) return 0;
+  if (chmod(ProcPath(inode.fd).c_str(), st->st_mode & 07777 & ~kill) != 0) return errno;
+  if (const int err = stat_fd(inode.fd, st); err != 0) return err;
+  if (!want_record(c, inode, *st, j)) return 0;
+  PayloadWriter w(tl_payload);
+  w.u64(st->st_ino);
+  w.u32(st->st_mode & 07777);
+  w.bytes(tl_path);
+  const uint64_t seq = enqueue(c, RecordKind::CHMOD);
+  j->add(seq);
+  touch(inode, seq);
+  return 0;
+}
+
 void journal_truncate(OpsContext& c, Inode& inode, const struct stat& st, Journaled* j) {
   if (!want_record(c, inode, st, j)) return;
   PayloadWriter w(tl_payload);
@@ -305,6 +325,7 @@ int set_size(OpsContext& c, Inode& inode, off_t size, fuse_file_info* fi, Journa
   if (rc != 0) return errno;
   struct stat st;
   if (const int err = stat_fd(inode.fd, &st); err != 0) return err;
+  if (const int err = kill_suidgid(c, inode, &st, j); err != 0) return err;
   journal_truncate(c, inode, st, j);
   return 0;
 }
@@ -773,12 +794,16 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
     fd = open(ProcPath(inode.fd).c_str(), flags);
     struct stat st;
     if (fd < 0) err = errno;
-    else if ((err = stat_fd(inode.fd, &st)) == 0) journal_truncate(c, inode, st, &j);
+    else if ((err = stat_fd(inode.fd, &st)) == 0) {
+      err = kill_suidgid(c, inode, &st, &j);
+      journal_truncate(c, inode, st, &j);
+    }
   } else {
     fd = open(ProcPath(inode.fd).c_str(), flags);
     if (fd < 0) err = errno;
   }
-  if (err == 0) err = j.settle(c);
+  const int jerr = j.settle(c);
+  if (err == 0) err = jerr;
   if (err != 0) {
     if (fd >= 0) close(fd);
     return (void)fuse_reply_err(req, err);
@@ -833,16 +858,21 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off
     struct stat st;
     if (written < 0) err = errno;
     else if (fstat(fd, &st) != 0) err = errno;
-    else if (written > 0 && want_record(c, inode, st, &j)) {
-      // An O_APPEND fd ignores `off`: the bytes landed at the end, found under inode.lock.
-      const bool append = (fi->flags & O_APPEND) && !c.writeback_cache;
-      const uint64_t landed = append ? static_cast<uint64_t>(st.st_size - written)
-                                     : static_cast<uint64_t>(off);
-      journal_write(c, inode, st, landed, data, static_cast<size_t>(written), &j);
+    else {
+      const int kill_err = kill_suidgid(c, inode, &st, &j);
+      if (written > 0 && want_record(c, inode, st, &j)) {
+        // An O_APPEND fd ignores `off`: the bytes landed at the end, found under inode.lock.
+        const bool append = (fi->flags & O_APPEND) && !c.writeback_cache;
+        const uint64_t landed = append ? static_cast<uint64_t>(st.st_size - written)
+                                       : static_cast<uint64_t>(off);
+        journal_write(c, inode, st, landed, data, static_cast<size_t>(written), &j);
+      }
+      err = kill_err;  // the data is journaled either way; a failed kill is reported
     }
   }
   // Invariant 2: journaled before the reply; O_SYNC/O_DSYNC: durable before the reply.
-  if (err == 0) err = j.settle(c);
+  const int jerr = j.settle(c);
+  if (err == 0) err = jerr;
   if (err == 0 && j.seq != 0 && (fi->flags & O_DSYNC) && c.journal->sync_to(j.seq) != 0) {
     c.counters.journal_errors.fetch_add(1, std::memory_order_relaxed);
     err = EIO;

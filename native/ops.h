@@ -41,8 +41,20 @@ struct OpsContext {
   // inode table's own mutex. Exclusive for name changes, shared for data/attr mutations.
   std::shared_mutex namespace_lock;
   std::atomic<uint64_t> last_enqueued{0};  // newest seq enqueued by these ops
+  // FUSE_HANDLE_KILLPRIV_V2 (set up by mount.cc's device I/O): the kernel skips its
+  // security.capability check before every write and leaves killing setuid/setgid to us.
+  std::atomic<uint64_t> init_unique{0};           // the INIT request, until replied
+  std::atomic<bool> kernel_offers_killpriv_v2{false};
+  std::atomic<bool> killpriv_v2{false};           // negotiated: ops kill setuid/setgid
   OpCounters counters;
 };
+
+/**
+ * Set by mount.cc's read of each request on the worker thread that then handles it: the
+ * kernel asks that setuid/setgid be cleared (write, truncate or open(O_TRUNC) by a caller
+ * without CAP_FSETID; FUSE_*_KILL_SUIDGID).
+ */
+inline thread_local bool t_request_kills_suidgid = false;
 
 /** The operation table handed to fuse_session_new(); userdata must be an OpsContext. */
 const struct fuse_lowlevel_ops& capture_ops();

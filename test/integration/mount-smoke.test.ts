@@ -226,8 +226,17 @@ if (reason !== undefined) {
         t.equal(fs.statSync(join(grp, 'file')).gid, 100);
         t.not(asNobody('sh', '-c', `echo n > ${d.vault}/denied`).status, 0,
           'permissions are checked for the caller');
+        // A write by a user without CAP_FSETID clears setuid/setgid, as on the backing.
+        fs.writeFileSync(join(d.vault, 'pub/suid'), '#!/bin/sh\n');
+        fs.chmodSync(join(d.vault, 'pub/suid'), 0o6777);
+        t.equal(asNobody('sh', '-c', `echo more >> ${v}/suid`).status, 0);
+        t.equal(fs.statSync(join(pub, 'suid')).mode & 0o7777, 0o777, 'setuid/setgid cleared');
       });
-    const creates = readJournal(d.journal).filter((r) => r.payload.kind === 'CREATE');
+    const chmods = readJournal(d.journal).filter((r) => r.payload.kind === 'CHMOD');
+    t.same(chmods.map((r) => r.payload.kind === 'CHMOD' ? r.payload.mode : -1)
+      .filter((m) => m === 0o777), [0o777], 'the cleared bits are journaled');
+    const creates = readJournal(d.journal).filter((r) => r.payload.kind === 'CREATE' &&
+      !r.payload.path.toString().endsWith('suid'));
     t.ok(creates.every((r) => r.payload.kind === 'CREATE' && r.payload.uid === 65534),
       'records carry the owner the backing ended with');
   });
