@@ -75,6 +75,8 @@ export async function mountCommand(dir: string, options: MountCommandOptions): P
   say(`understudy: mounted ${mountpoint} (backing ${backing}, journal ${journalDir})`);
   say('understudy: press Ctrl-C to unmount');
 
+  // The FUSE threads do not keep Node's event loop alive; this timer does, until a signal.
+  const keepAlive = setInterval(() => undefined, 1 << 30);
   await new Promise<void>((resolveStop) => {
     const stop = (signal: string): void => {
       log.info({ signal }, 'unmounting');
@@ -84,6 +86,7 @@ export async function mountCommand(dir: string, options: MountCommandOptions): P
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGHUP', () => stop('SIGHUP'));
   });
+  clearInterval(keepAlive);
   await mount.unmount();
   const stats = mount.stats();
   say(`understudy: unmounted ${mountpoint}; journal at seq ${stats.lastSeq} ` +
