@@ -737,7 +737,9 @@ int apply_rename(OpsContext& c, const RenameArgs& a, Journaled* j) {
   // Paths are taken before the table moves the names.
   const bool journal = entry_path(c, a.dir, a.name, tl_path, j) &&
                        entry_path(c, a.newdir, a.newname, tl_path2, j);
-  if (replaced && !exchange) c.table->remove_name(st_new.st_dev, st_new.st_ino, a.newdir, a.newname);
+  if (replaced && !exchange) {
+    c.table->remove_name(st_new.st_dev, st_new.st_ino, a.newdir, a.newname);
+  }
   c.table->move_name(st_old.st_dev, st_old.st_ino, a.dir, a.name, a.newdir, a.newname);
   if (exchange) {
     c.table->move_name(st_new.st_dev, st_new.st_ino, a.newdir, a.newname, a.dir, a.name);

@@ -7,7 +7,9 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decodePayload, decodeRecord, recordKindName, SEGMENT_HEADER_BYTES } from '../../src/record/index.js';
+import {
+  decodePayload, decodeRecord, recordKindName, SEGMENT_HEADER_BYTES,
+} from '../../src/record/index.js';
 import type { Payload } from '../../src/record/index.js';
 import { Mount, MountError, clearStaleMount } from '../../src/mount/index.js';
 
@@ -139,11 +141,12 @@ if (reason !== undefined) {
         const when = new Date('2020-01-02T03:04:05Z');
         fs.utimesSync(f, when, when);
         t.equal(fs.readFileSync(join(d.backing, 'log'), 'utf8'), 'abcd', 'lands in backing');
-        fs.writeFileSync(join(d.backing, 'x'), '');  // setting the hidden attr on the backing
-        execFileSync('setfattr', ['-n', 'trusted.understudy.fid', '-v', '7', join(d.backing, 'log')]);
+        execFileSync('setfattr',
+          ['-n', 'trusted.understudy.fid', '-v', '7', join(d.backing, 'log')]);
         const listed = execFileSync('getfattr', ['-d', '-m', '-', f], { encoding: 'utf8' });
         t.notMatch(listed, /understudy/, 'hidden xattrs are never listed');
-        const get = spawnSync('getfattr', ['-n', 'trusted.understudy.fid', f], { encoding: 'utf8' });
+        const get = spawnSync('getfattr', ['-n', 'trusted.understudy.fid', f],
+          { encoding: 'utf8' });
         t.match(get.stderr, /No such attribute/, 'get of a hidden xattr is ENODATA');
         const set = spawnSync('setfattr', ['-n', 'trusted.understudy.fid', '-v', '1', f],
           { encoding: 'utf8' });
