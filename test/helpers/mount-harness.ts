@@ -74,7 +74,11 @@ export function tempDir(t: TestLike, prefix: string): string {
   const base = process.env.UNDERSTUDY_TEST_TMP ?? '/tmp';
   const dir = mkdtempSync(join(base, `understudy-${prefix}-`));
   chmodSync(dir, 0o755);
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  if (process.env.UNDERSTUDY_TEST_KEEP === '1') {
+    t.comment(`UNDERSTUDY_TEST_KEEP=1: keeping ${dir}`);
+  } else {
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  }
   return dir;
 }
 

@@ -7,14 +7,15 @@
  * Never touches anything outside --dir (the log file aside).
  *
  * Usage: node --import @tapjs/typescript/import workload-worker.ts
- *          --dir D --seed S --worker W --duration-ms MS --log FILE
+ *          --dir D --seed S --worker W --duration-ms MS --log FILE --sentinel FILE
+ * The sentinel is a file outside the tree that hostile symlinks point at; nothing may change it.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { workloadPayload } from './workload.js';
 
@@ -24,6 +25,7 @@ interface Args {
   worker: number;
   durationMs: number;
   log: string;
+  sentinel: string;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -35,7 +37,7 @@ function parseArgs(argv: string[]): Args {
   };
   return {
     dir: get('dir'), seed: Number(get('seed')), worker: Number(get('worker')),
-    durationMs: Number(get('duration-ms')), log: get('log'),
+    durationMs: Number(get('duration-ms')), log: get('log'), sentinel: get('sentinel'),
   };
 }
 
@@ -137,6 +139,9 @@ const FALLOC_MODES = [0, 1 /* KEEP_SIZE */, 3 /* PUNCH_HOLE|KEEP_SIZE */, 16 /* 
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  if (!isAbsolute(args.dir) || args.dir.split('/').length < 4) {
+    throw new Error(`workload-worker: refusing to run on ${args.dir}: give a deep absolute temp dir`);
+  }
   const random = prng((args.seed * 7919 + args.worker * 104729) >>> 0);
   const int = (n: number): number => Math.floor(random() * n);
   const pick = <T>(items: readonly T[]): T => items[int(items.length)] as T;
@@ -222,13 +227,22 @@ async function main(): Promise<void> {
       const to = filePath();
       return { name: 'link', args: { from, to }, run: async () => { await fsp.link(abs(from), abs(to)); return {}; } };
     }
-    if (r < 55) {
+    if (r < 54) {
+      // Targets in the op pool resolve beside the link, never through '..' or from '/': other
+      // ops follow them (open, truncate, chmod), and dirs get renamed to any depth.
       const path = filePath();
-      const target = pick(['f0', '../f1', 'dangling', `../../d${int(4)}/f${int(6)}`, '/etc/passwd']);
+      const target = pick(['f0', 'f1', 'dangling', 's0/f1', 's1']);
+      return { name: 'symlink', args: { path, target }, run: async () => { await fsp.symlink(target, abs(path)); return {}; } };
+    }
+    if (r < 55) {
+      // Hostile links for the applier's confinement: they point out of the tree (at the
+      // sentinel), live only at dN/evilN, which no other op resolves, and are only unlinked.
+      const path = `d${int(4)}/evil${int(2)}`;
+      const target = pick([args.sentinel, '../../sentinel', '/', '..']);
       return { name: 'symlink', args: { path, target }, run: async () => { await fsp.symlink(target, abs(path)); return {}; } };
     }
     if (r < 60) {
-      const path = filePath();
+      const path = r < 56 ? `d${int(4)}/evil${int(2)}` : filePath();
       return { name: 'unlink', args: { path }, run: async () => { await fsp.unlink(abs(path)); return {}; } };
     }
     if (r < 63) {

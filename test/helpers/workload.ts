@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestLike } from './mount-harness.js';
 import { REPO_ROOT } from './mount-harness.js';
@@ -40,6 +40,8 @@ export interface WorkloadOptions {
   workers: number;
   durationMs: number;
   logDir: string;
+  /** A file outside `dir` that hostile symlinks point at; see `sentinelUnchanged`. */
+  sentinel: string;
   hangMsMax?: number;
 }
 
@@ -76,6 +78,21 @@ export function workloadPayload(seed: number, worker: number, i: number, length:
   return data;
 }
 
+/** Content of the sentinel file hostile symlinks point at. */
+export const SENTINEL_CONTENT = 'understudy sentinel: nothing may follow a link to here\n';
+
+/** Creates the sentinel file at `path` (outside the tree under test). */
+export function createSentinel(path: string): string {
+  writeFileSync(path, SENTINEL_CONTENT, { mode: 0o644 });
+  return path;
+}
+
+/** True when the sentinel still has its content and mode (no one wrote through a link). */
+export function sentinelUnchanged(path: string): boolean {
+  const st = statSync(path);
+  return readFileSync(path, 'utf8') === SENTINEL_CONTENT && (st.mode & 0o7777) === 0o644;
+}
+
 /** The directories every workload starts from (created through whatever `dir` is). */
 export function prepareWorkloadDir(dir: string): void {
   for (let d = 0; d < 4; d += 1) mkdirSync(join(dir, `d${d}`), { recursive: true });
@@ -95,7 +112,7 @@ export function startWorkload(t: TestLike, options: WorkloadOptions): Workload {
     const child = spawn(process.execPath, [
       '--import', '@tapjs/typescript/import', WORKER,
       '--dir', options.dir, '--seed', String(options.seed), '--worker', String(worker),
-      '--duration-ms', String(options.durationMs), '--log', log,
+      '--duration-ms', String(options.durationMs), '--log', log, '--sentinel', options.sentinel,
     ], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1' } });
     children.push(child);
     let stderr = '';

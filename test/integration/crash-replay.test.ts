@@ -20,7 +20,7 @@ import {
 import { diffTrees, digestTree, formatDifferences } from '../helpers/tree-digest.js';
 import type { WorkloadLogLine } from '../helpers/workload.js';
 import {
-  prepareWorkloadDir, readWorkerLog, startWorkload, summarizeLogs, workloadPayload,
+  createSentinel, sentinelUnchanged, prepareWorkloadDir, readWorkerLog, startWorkload, summarizeLogs, workloadPayload,
 } from '../helpers/workload.js';
 
 /** A WRITE record as `journal dump --json` shows it. */
@@ -64,25 +64,30 @@ function sha16(data: Buffer): string {
 /**
  * True when the journal holds `data` as written at `offset` (null: O_APPEND, offset unknown) to
  * file `fid` (undefined: not checked): one record with the same digest, or consecutive records
- * that the kernel split the write into, each holding the matching slice.
+ * that the kernel split the write into (it splits at page boundaries), each holding the
+ * matching slice. For an append, any record holding a prefix of the data may start the chain.
  */
 function journaled(data: Buffer, offset: number | null, fid: string | undefined,
-  bySha: Map<string, DumpedWrite[]>, byOffset: Map<number, DumpedWrite[]>): boolean {
+  bySha: Map<string, DumpedWrite[]>, byOffset: Map<number, DumpedWrite[]>, all: DumpedWrite[]): boolean {
   const fidOk = (record: DumpedWrite): boolean => fid === undefined || record.fid === fid;
   const whole = bySha.get(sha16(data)) ?? [];
   if (whole.some((r) => r.bytes === data.length && fidOk(r) && (offset === null || r.offset === offset))) {
     return true;
   }
-  if (offset === null) return false;
-  let at = offset;
-  const end = offset + data.length;
-  while (at < end) {
-    const piece = (byOffset.get(at) ?? []).find((r) => r.bytes > 0 && at + r.bytes <= end && fidOk(r) &&
-      r.sha16 === sha16(data.subarray(at - offset, at - offset + r.bytes)));
-    if (piece === undefined) return false;
-    at += piece.bytes;
-  }
-  return true;
+  const covered = (start: number): boolean => {
+    let at = start;
+    const end = start + data.length;
+    while (at < end) {
+      const piece = (byOffset.get(at) ?? []).find((r) => r.bytes > 0 && at + r.bytes <= end && fidOk(r) &&
+        r.sha16 === sha16(data.subarray(at - start, at - start + r.bytes)));
+      if (piece === undefined) return false;
+      at += piece.bytes;
+    }
+    return true;
+  };
+  if (offset !== null) return covered(offset);
+  return all.some((r) => fidOk(r) && r.bytes > 0 && r.bytes < data.length &&
+    r.sha16 === sha16(data.subarray(0, r.bytes)) && covered(r.offset));
 }
 
 const NAMESPACE_OPS = new Set(['rename', 'link', 'symlink', 'unlink', 'mkdir', 'rmdir', 'create', 'unlink-open']);
@@ -134,6 +139,8 @@ if (skipReason !== undefined && process.env.CI !== 'true') {
       const journal = join(base, 'journal');
       const replica = join(base, 'replica');
       mkdirSync(backing);
+      // Hostile symlinks in the workload point here (absolute, and as ../../sentinel).
+      const sentinel = createSentinel(join(base, 'sentinel'));
       const mount = await startMount(t, { mountpoint, backing, journal });
       prepareWorkloadDir(mount.mountpoint);
 
@@ -144,7 +151,7 @@ if (skipReason !== undefined && process.env.CI !== 'true') {
       t.comment(`st_ino through the mount ${inoPassthrough ? 'equals' : 'differs from'} the backing inode`);
 
       const workload = startWorkload(t, {
-        dir: mount.mountpoint, seed, workers, durationMs: seconds * 1000, logDir: join(base, 'logs'),
+        dir: mount.mountpoint, seed, workers, durationMs: seconds * 1000, logDir: join(base, 'logs'), sentinel,
       });
       // The kill comes after a seeded amount of progress (not of time: the machine may be busy).
       const killAfterOps = 500 + ((seed * 7919) % 1500);
@@ -196,7 +203,7 @@ if (skipReason !== undefined && process.env.CI !== 'true') {
           const offset = line.op === 'write' ? (line.offset ?? 0) : null;
           const fid = inoPassthrough && typeof line.ino === 'number' ? String(line.ino) : undefined;
           checked += 1;
-          if (!journaled(data, offset, fid, bySha, byOffset)) {
+          if (!journaled(data, offset, fid, bySha, byOffset, parsed.writes)) {
             missing.push(`worker ${line.w} op ${line.i} ${line.op} ${line.path} offset ${offset ?? 'append'} ` +
               `${bytesWritten} bytes sha256 ${sha16(data)}… ino ${line.ino}`);
           }
@@ -209,6 +216,7 @@ if (skipReason !== undefined && process.env.CI !== 'true') {
       // (b) The journal replays, and the replica is the backing dir minus the cut ops.
       mkdirSync(replica);
       const applied = applyJournal(journal, replica, backing);
+      t.ok(sentinelUnchanged(sentinel), 'nothing outside the tree was written through a symlink');
       t.equal(applied.status, 0, 'journal apply succeeds after a crash', { stdout: applied.stdout, stderr: applied.stderr });
 
       const prefixes: string[] = [];

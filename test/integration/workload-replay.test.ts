@@ -10,7 +10,9 @@ import {
   PLAIN_MODE, applyJournal, integrationSkipReason, startMount, tempDir,
 } from '../helpers/mount-harness.js';
 import { diffTrees, digestTree, formatDifferences, isDirMtimeDifference } from '../helpers/tree-digest.js';
-import { prepareWorkloadDir, readWorkerLog, startWorkload, summarizeLogs } from '../helpers/workload.js';
+import {
+  createSentinel, prepareWorkloadDir, readWorkerLog, sentinelUnchanged, startWorkload, summarizeLogs,
+} from '../helpers/workload.js';
 
 const skipReason = integrationSkipReason();
 if (skipReason !== undefined && process.env.CI !== 'true') {
@@ -29,11 +31,13 @@ if (skipReason !== undefined && process.env.CI !== 'true') {
       const journal = join(base, 'journal');
       const replica = join(base, 'replica');
       mkdirSync(backing);
+      // Hostile symlinks in the workload point here (absolute, and as ../../sentinel).
+      const sentinel = createSentinel(join(base, 'sentinel'));
       const mount = await startMount(t, { mountpoint, backing, journal });
       prepareWorkloadDir(mount.mountpoint);
 
       const workload = startWorkload(t, {
-        dir: mount.mountpoint, seed, workers, durationMs: seconds * 1000, logDir: join(base, 'logs'),
+        dir: mount.mountpoint, seed, workers, durationMs: seconds * 1000, logDir: join(base, 'logs'), sentinel,
       });
       const outcomes = await workload.done;
       for (const outcome of outcomes) {
@@ -50,6 +54,7 @@ if (skipReason !== undefined && process.env.CI !== 'true') {
 
       mkdirSync(replica);
       const applied = applyJournal(journal, replica, backing);
+      t.ok(sentinelUnchanged(sentinel), 'nothing outside the tree was written through a symlink');
       t.equal(applied.status, 0, 'journal apply succeeds', { stdout: applied.stdout, stderr: applied.stderr });
       t.comment(`journal apply: ${applied.stdout.trim()}`);
 
