@@ -130,7 +130,8 @@ async function runOnce(session, config, workload, ctx, tag) {
   mkdirSync(runDir, { recursive: true });
   let inst;
   try {
-    try { inst = await config.impl.start(session, runDir); } catch (error) {
+    const beforeMount = async (backing) => workload.beforeMount?.(ctx, backing);
+    try { inst = await config.impl.start(session, runDir, beforeMount); } catch (error) {
       error.startFailed = true;
       throw error;
     }
@@ -254,12 +255,15 @@ async function main() {
     const configs = await probeConfigs(session, opts.configs);
     const ctx = { session, sizes, tarball: null };
     if (opts.workloads.some((w) => w.id === 'untar')) ctx.tarball = await makeTarball(session, sizes);
+    for (const w of opts.workloads) await w.prepShared?.(ctx);
     say(`bench: work directory ${session.workDir} (${info.fs.type})`);
     const cells = await measureAll(session, opts, configs, ctx);
     const metrics = opts.workloads.flatMap((w) => w.metrics.map((m) => ({
       id: m.id, unit: m.unit, label: m.label(sizes, ctx.tarball ?? {}),
     })));
-    const journalRows = opts.workloads.filter((w) => w.id === 'seqwrite' || w.id === 'randwrite')
+    const journaled = configs.some((c) => c.impl.journaled && !c.skipped);
+    const journalRows = opts.workloads
+      .filter((w) => journaled && (w.id === 'seqwrite' || w.id === 'randwrite'))
       .map((w) => ({ id: `${w.id}-journal`, label: `journal bytes per byte written, ${w.id}` }));
     const table = renderTable({ metrics, configs, cells, journalRows });
     const text = notes(opts, configs, info, ctx);

@@ -2,7 +2,8 @@
 // without the kernel writeback cache), libfuse's passthrough_ll example built from the
 // installed libfuse3-dev, and a fuse-native JavaScript passthrough. Each has probe() (can it
 // run here? once per bench run; returns a reason to skip, or null) and start() (a fresh
-// instance over an empty backing directory; returns where to work and how to stop).
+// instance over a new backing directory, which beforeMount(backing) may fill first; returns
+// where to work and how to stop).
 // Never installs into the project: fuse-native goes to a temp prefix.
 
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync } from 'node:fs';
@@ -67,10 +68,11 @@ const plain = {
   id: 'plain',
   label: 'plain',
   async probe() { return null; },
-  async start(session, runDir) {
+  async start(session, runDir, beforeMount) {
     const dir = join(runDir, 'plain');
     mkdirSync(dir, { recursive: true });
-    return { dir, stop: async () => null };
+    await beforeMount(dir);
+    return { dir, backing: dir, stop: async () => null };
   },
 };
 
@@ -103,8 +105,9 @@ function understudy(writeback) {
       }
       return null;
     },
-    async start(session, runDir) {
+    async start(session, runDir, beforeMount) {
       const d = mountDirs(runDir);
+      await beforeMount(d.backing);
       const args = [UNDERSTUDY_BIN, 'mount', d.mnt, '--backing', d.backing, '--journal', d.journal];
       if (writeback) args.push('--writeback-cache');
       const stop = await startFuseServer(session, this.id, process.execPath, args, d.mnt,
@@ -132,8 +135,9 @@ const passthroughLl = {
     this.binary = out;
     return null;
   },
-  async start(session, runDir) {
+  async start(session, runDir, beforeMount) {
     const d = mountDirs(runDir);
+    await beforeMount(d.backing);
     // The example's defaults (cache=auto, timeout 1 s, no writeback, no xattr), foreground.
     const args = ['-f', '-o', `source=${d.backing}`, d.mnt];
     const stop = await startFuseServer(session, this.id, this.binary, args, d.mnt,
@@ -169,8 +173,9 @@ const fuseNative = {
     if (process.getuid?.() !== 0) return 'mounting needs root';
     return ensureFuseNative(session);
   },
-  async start(session, runDir) {
+  async start(session, runDir, beforeMount) {
     const d = mountDirs(runDir);
+    await beforeMount(d.backing);
     const args = [join(BENCH_DIR, 'fuse-native-passthrough.js'),
       join(FUSE_NATIVE_PREFIX, 'node_modules', 'fuse-native'), d.backing, d.mnt];
     const stop = await startFuseServer(session, this.id, process.execPath, args, d.mnt,
