@@ -23,6 +23,8 @@ export interface NodeOptions {
   log: Logger;
   /** Control sockets to serve `status` on; default: the config's and /run/understudy/<id>.sock. */
   controlSockets?: string[];
+  /** Journal segment size (tests make it small to exercise retention); default the writer's. */
+  segmentBytesMax?: number;
 }
 
 interface SourceVault {
@@ -138,7 +140,7 @@ export class Node {
       this.#log.info({ address: addressText(address) }, 'listening for peers');
     }
     for (const vault of vaultsAsSource(this.#config)) {
-      await this.#startSource(vault, security);
+      await this.#startSource(vault, security, options.segmentBytesMax);
     }
     const sockets = options.controlSockets ??
       [...new Set([node.controlSocket, defaultControlSocket(node.id)])];
@@ -171,7 +173,8 @@ export class Node {
       liveness: (now) => new LinkLiveness(node.heartbeatIntervalMs, now) });
   }
 
-  async #startSource(vault: VaultConfig, security: Security): Promise<void> {
+  async #startSource(vault: VaultConfig, security: Security, segmentBytesMax?: number):
+    Promise<void> {
     const { node } = this.#config;
     const journalDir = join(node.stateDir, 'journals', vault.name);
     mkdirSync(journalDir, { recursive: true, mode: 0o700 });
@@ -191,6 +194,7 @@ export class Node {
         forwarders.find((f) => f.status().node === target)?.markNeedsResync(reason) });
     let mountRef: Mount | null = null;
     const mount = await Mount.open({ mountpoint: vault.path, journalDir, epoch,
+      ...(segmentBytesMax === undefined ? {} : { segmentBytesMax }),
       onWritten: (seq) => {
         for (const forwarder of forwarders) forwarder.notify(seq);
         if (mountRef !== null) keeper.grew(mountRef.stats().journalBytes);

@@ -296,6 +296,8 @@ export class TargetForwarder {
           maxRecords: o.batchRecordsMax ?? BATCH_RECORDS_MAX,
           maxBytes: o.batchBytesMax ?? BATCH_BYTES_MAX });
       } catch (error) {
+        // Dropped to needs-resync meanwhile: retention may delete segments under this reader.
+        if (ended()) return;
         if (error instanceof JournalSeqGoneError) {
           return end({ kind: 'resync', reason: error.message });
         }
