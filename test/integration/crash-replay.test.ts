@@ -111,14 +111,18 @@ function cutOp(log: WorkloadLogLine[]): { begin: WorkloadLogLine; inos: number[]
   return undefined;
 }
 
-/** Inode number -> relative paths, for every non-directory below `root`. */
+/** Inode number -> relative paths, for every non-directory below `root` (never following links). */
 function inodePaths(root: string): Map<number, string[]> {
   const result = new Map<number, string[]>();
-  for (const relative of readdirSync(root, { recursive: true, encoding: 'utf8' })) {
-    const st = lstatSync(join(root, relative));
-    if (st.isDirectory()) continue;
-    result.set(st.ino, [...(result.get(st.ino) ?? []), relative]);
-  }
+  const visit = (relative: string): void => {
+    for (const name of readdirSync(join(root, relative))) {
+      const child = relative === '' ? name : `${relative}/${name}`;
+      const st = lstatSync(join(root, child));
+      if (st.isDirectory()) visit(child);
+      else result.set(st.ino, [...(result.get(st.ino) ?? []), child]);
+    }
+  };
+  visit('');
   return result;
 }
 
