@@ -127,7 +127,8 @@ export class RetentionKeeper {
     }
     for (const name of plan.deleteSegments) {
       await unlink(join(o.journalDir, name));
-      o.log.info({ vault: o.vault, segment: name }, 'journal segment acked by every target: deleted');
+      o.log.info({ vault: o.vault, segment: name },
+        'journal segment acked by every target: deleted');
     }
   }
 }

@@ -7,7 +7,8 @@ const hello = (over: Partial<HelloMessage> = {}): HelloMessage => ({ type: 'hell
   protocolVersion: 1, nodeId: 'alpha', vault: 'www', epoch: 2 as HelloMessage['epoch'],
   lastDurableSeq: 0 as HelloMessage['lastDurableSeq'], role: 'source', want: 'forward', ...over });
 const batch = (firstSeq: number, lastSeq: number, epoch = 2): BatchMessage => ({ type: 'batch',
-  vault: 'www', epoch: epoch as BatchMessage['epoch'], firstSeq: firstSeq as BatchMessage['firstSeq'],
+  vault: 'www', epoch: epoch as BatchMessage['epoch'],
+  firstSeq: firstSeq as BatchMessage['firstSeq'],
   lastSeq: lastSeq as BatchMessage['lastSeq'], recordCount: lastSeq - firstSeq + 1,
   records: Buffer.alloc(0) });
 const checkpoint = { vault: 'www', source: 'alpha', epoch: 2, seq: 10 };

@@ -53,7 +53,8 @@ export function checkHello(hello: HelloMessage, peerNodeId: string,
   const seq = checkpoint?.seq ?? 0;
   const epoch = Math.max(checkpoint?.epoch ?? 1, hello.epoch);
   return { welcome: { type: 'welcome', nodeId, vault: vault.name,
-    epoch: epoch as WelcomeMessage['epoch'], resumeFromSeq: (seq + 1) as WelcomeMessage['resumeFromSeq'] } };
+    epoch: epoch as WelcomeMessage['epoch'],
+    resumeFromSeq: (seq + 1) as WelcomeMessage['resumeFromSeq'] } };
 }
 
 /** Decides whether a batch continues the checkpoint exactly (invariant 1: no gap, no reorder). */

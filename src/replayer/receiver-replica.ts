@@ -51,7 +51,9 @@ export function protectReplica(root: string, marker: string, log: Logger):
   writeFileSync(marker, `${JSON.stringify({ replica: root, pid: process.pid })}\n`);
   return () => {
     const undo = run(['umount', root]);
-    if (undo !== null) log.warn({ replica: root, problem: undo }, 'cannot remove the read-only bind');
+    if (undo !== null) {
+      log.warn({ replica: root, problem: undo }, 'cannot remove the read-only bind');
+    }
     else rmSync(marker, { force: true });
   };
 }

@@ -132,7 +132,9 @@ export class Receiver {
 
   #refuse(link: ReceiveLink, refusal: Refusal, vault: string, peer: string): void {
     this.#o.log.warn({ peer, vault, code: refusal.code }, refusal.message);
-    if (!link.closed) link.send({ type: 'error', code: refusal.code, message: refusal.message, vault });
+    if (!link.closed) {
+      link.send({ type: 'error', code: refusal.code, message: refusal.message, vault });
+    }
     link.close(refusal.message);
   }
 
@@ -193,7 +195,11 @@ export class Receiver {
     let ended = false;
     let finish!: () => void;
     const done = new Promise<void>((resolve) => { finish = resolve; });
-    const session: Session = { link, done, close: (reason) => { ended = true; link.close(reason); } };
+    const close = (reason: string): void => {
+      ended = true;
+      link.close(reason);
+    };
+    const session: Session = { link, done, close };
     const previous = slot.session;
     previous?.close(`replaced by a new link from ${peer}`);
     const turn = slot.turn;

@@ -138,8 +138,11 @@ if (reason !== undefined) {
         for (let i = 0; i < 3; i += 1) spawnSync('umount', ['-l', path], { stdio: 'ignore' });
       }
       for (const id of Object.values(ids)) rmSync(`/run/understudy/${id}.sock`, { force: true });
-      if (process.env['UNDERSTUDY_KEEP'] === undefined) rmSync(dir, { recursive: true, force: true });
-      else t.comment(`kept ${dir}`);
+      if (process.env['UNDERSTUDY_KEEP'] === undefined) {
+        rmSync(dir, { recursive: true, force: true });
+      } else {
+        t.comment(`kept ${dir}`);
+      }
     });
     const hosts = makeHosts(t);
 

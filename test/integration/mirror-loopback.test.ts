@@ -5,7 +5,8 @@
 // Needs root and /dev/fuse (skipped with the reason, failed under CI=true). Run with
 // UNDERSTUDY_NATIVE=/path/to/understudy_native.node to test a build outside build/.
 import t from 'tap';
-import { accessSync, chmodSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync, renameSync,
+import { accessSync, chmodSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync,
+  renameSync,
   symlinkSync, unlinkSync, openSync, fsyncSync, closeSync, linkSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -51,7 +52,9 @@ if (reason !== undefined) {
     nodes.push(source);
 
     mkdirSync(join(data, 'dir/sub'), { recursive: true });
-    for (let i = 0; i < 50; i += 1) writeFileSync(join(data, 'dir', `f${i}`), `file ${i}\n`.repeat(i));
+    for (let i = 0; i < 50; i += 1) {
+      writeFileSync(join(data, 'dir', `f${i}`), `file ${i}\n`.repeat(i));
+    }
     writeFileSync(join(data, 'big'), Buffer.alloc(3 << 20, 7));
     renameSync(join(data, 'dir/f1'), join(data, 'dir/sub/moved'));
     unlinkSync(join(data, 'dir/f2'));
