@@ -47,6 +47,8 @@ export interface DigestOptions {
   ignoreXattrPrefixes?: string[];
   /** Entries for which this returns true are left out entirely (key as in `pathKey`). */
   ignorePath?: (key: string) => boolean;
+  /** Entries for which this returns true are left out with everything below them, unwalked. */
+  skipSubtree?: (key: string) => boolean;
   /** Compare only these fields for entries for which this returns true (e.g. in-flight files). */
   ignoreContentOf?: (key: string) => boolean;
 }
@@ -139,6 +141,7 @@ export function digestTree(root: string, options: DigestOptions = {}): TreeDiges
   const visit = (relative: Buffer): void => {
     const full = relative.length === 0 ? rootBytes : Buffer.concat([rootBytes, Buffer.from('/'), relative]);
     const key = pathKey(relative);
+    if (options.skipSubtree?.(key) === true) return;
     const st = lstatSync(full, { bigint: true });
     const type = entryType(st);
     const keptXattrs: Record<string, string> = {};
@@ -227,7 +230,7 @@ export function diffTrees(a: TreeDigest, b: TreeDigest, options: DigestOptions =
   const out: string[] = [];
   const keys = new Set([...a.entries.keys(), ...b.entries.keys()]);
   for (const key of [...keys].sort()) {
-    if (options.ignorePath?.(key) === true) continue;
+    if (options.ignorePath?.(key) === true || options.skipSubtree?.(key) === true) continue;
     const left = a.entries.get(key);
     const right = b.entries.get(key);
     if (left === undefined && right !== undefined) out.push(`${key}: only in B (${right.type})`);
