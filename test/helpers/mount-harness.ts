@@ -140,7 +140,10 @@ export async function startMount(t: TestLike, options: {
       output: () => '(plain mode: no mount)',
     };
   }
-  const args = ['mount', mountpoint, '--backing', backing, '--journal', journal, ...(options.extraArgs ?? [])];
+  // UNDERSTUDY_MOUNT_ARGS adds options to every mount, e.g. "--writeback-cache".
+  const envArgs = (process.env.UNDERSTUDY_MOUNT_ARGS ?? '').split(' ').filter((arg) => arg !== '');
+  const args = ['mount', mountpoint, '--backing', backing, '--journal', journal, ...envArgs,
+    ...(options.extraArgs ?? [])];
   const child = spawn('env', [...CLI_PREFIX, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: cliEnv() });
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString(); });

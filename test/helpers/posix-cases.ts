@@ -488,6 +488,42 @@ os.close(fdi); os.close(fdo)
 step('dst content', read_all, 'dst')
 stat_step('dst stat', 'dst')
 ` },
+  { name: 'o-tmpfile', py: String.raw`
+fd = step('open O_TMPFILE', os.open, '.', os.O_TMPFILE | os.O_RDWR, 0o640)
+if fd is not None:
+    step('write to the unnamed file', os.pwrite, fd, b'made in the dark', 0)
+    step('fstat nlink', lambda: os.fstat(fd).st_nlink)
+    step('linkat it into the tree', c_call, libc.linkat, -100, b'/proc/self/fd/%d' % fd, -100, b'named', 0x400)
+    step('write after naming', os.pwrite, fd, b'!', 16)
+    os.close(fd)
+    step('content by name', read_all, 'named')
+    stat_step('stat by name', 'named')
+fd = step('O_TMPFILE|O_EXCL then linkat refused', os.open, '.', os.O_TMPFILE | os.O_RDWR | os.O_EXCL, 0o600)
+if fd is not None:
+    step('linkat of an O_EXCL tmpfile', c_call, libc.linkat, -100, b'/proc/self/fd/%d' % fd, -100, b'never', 0x400)
+    os.close(fd)
+` },
+  { name: 'utimensat-special', py: String.raw`
+write_file('f', b'x')
+os.utime('f', ns=(1_000_000_000, 2_000_000_000))
+class TS(ctypes.Structure): _fields_ = [('sec', ctypes.c_long), ('nsec', ctypes.c_long)]
+UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
+def utimensat(path, a, m):
+    times = (TS * 2)(TS(*a), TS(*m))
+    c_call(libc.utimensat, -100, os.fsencode(path), times, 0)
+step('atime only (mtime UTIME_OMIT)', utimensat, 'f', (5, 0), (0, UTIME_OMIT))
+step('mtime kept', mtime, 'f')
+step('atime set', lambda: os.stat('f').st_atime_ns)
+step('mtime UTIME_NOW', utimensat, 'f', (0, UTIME_OMIT), (0, UTIME_NOW))
+step('mtime moved to now', lambda: mtime('f') > 2_000_000_000)
+step('both omitted', utimensat, 'f', (0, UTIME_OMIT), (0, UTIME_OMIT))
+step('negative time', os.utime, 'f', ns=(-1_000_000_000, -2_500_000_000))
+step('negative mtime read back', mtime, 'f')
+step('far future', os.utime, 'f', ns=(1, 4_102_444_800_123_456_789))
+step('far future read back', mtime, 'f')
+os.symlink('f', 'l')
+step('fchmodat AT_SYMLINK_NOFOLLOW on a symlink', c_call, libc.fchmodat, -100, b'l', 0o600, 0x100)
+` },
   { name: 'readdir-and-dirs', py: String.raw`
 for i in range(200): write_file('f%03d' % i, b'')
 os.makedirs('a/b/c')
