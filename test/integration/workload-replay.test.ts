@@ -60,7 +60,12 @@ if (skipReason !== undefined && process.env.CI !== 'true') {
 
       // The root's own attributes belong to the mkdtemp dirs, not to the vault.
       const options = { ignoreRootAttributes: true };
-      const differences = diffTrees(digestTree(backing, options), digestTree(replica, options), options);
+      const backingDigest = digestTree(backing, options);
+      const entries = [...backingDigest.entries.values()];
+      t.comment(`backing tree: ${entries.length} entries (${entries.filter((e) => e.type === 'dir').length} dirs, ` +
+        `${entries.filter((e) => e.type === 'symlink').length} symlinks), ${backingDigest.hardLinkGroups.length} ` +
+        `hard-link groups, ${entries.filter((e) => Object.keys(e.xattrs).length > 0).length} entries with xattrs`);
+      const differences = diffTrees(backingDigest, digestTree(replica, options), options);
       const contentDifferences = differences.filter((line) => !isDirMtimeDifference(line));
       t.same(contentDifferences, [],
         `replica equals backing (A = backing, B = replica):\n${formatDifferences(contentDifferences)}`);
