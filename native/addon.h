@@ -11,4 +11,8 @@ void init_applier(Napi::Env env, Napi::Object exports);
 // native/addon_codec.cc: crc32c and record framing helpers shared with the TS reader tests.
 void init_codec(Napi::Env env, Napi::Object exports);
 
+class Mount;
+/** The live Mount behind a JS mount handle (argument `index`); throws if unmounted. */
+Mount* mount_from_handle(const Napi::CallbackInfo& info, size_t index);
+
 }  // namespace understudy

@@ -133,6 +133,21 @@ MountHandle& handle_arg(const Napi::CallbackInfo& info) {
   return *info[0].As<Napi::External<MountHandle>>().Data();
 }
 
+}  // namespace
+
+Mount* mount_from_handle(const Napi::CallbackInfo& info, size_t index) {
+  if (info.Length() <= index || !info[index].IsExternal()) {
+    throw Napi::TypeError::New(info.Env(), "expected a mount handle");
+  }
+  MountHandle* handle = info[index].As<Napi::External<MountHandle>>().Data();
+  if (handle->unmount_started.load() || !handle->mount) {
+    throw Napi::Error::New(info.Env(), "the mount is unmounted");
+  }
+  return handle->mount.get();
+}
+
+namespace {
+
 // mount(options, onWritten?) -> Promise<handle>
 Napi::Value js_mount(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

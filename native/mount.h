@@ -56,6 +56,9 @@ class Mount {
   int flush();
   MountStatsSnapshot stats();
 
+  /** The ops' shared state (locks, journal, inode table), for native/sync_emit.cc. */
+  OpsContext* context() { return ctx_.get(); }
+
   /**
    * Stops serving: unmounts (lazily and aborting the connection if files are still open),
    * joins the loop, closes the journal. Idempotent; blocks; never from a FUSE thread.
