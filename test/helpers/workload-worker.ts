@@ -146,8 +146,9 @@ async function main(): Promise<void> {
   const int = (n: number): number => Math.floor(random() * n);
   const pick = <T>(items: readonly T[]): T => items[int(items.length)] as T;
   const logFd = openSync(args.log, constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND, 0o644);
+  // t: wall-clock ms, so that stalls (an op that takes seconds) can be found afterwards.
   const log = (entry: Record<string, unknown>): void => {
-    writeSync(logFd, `${JSON.stringify(entry)}\n`);
+    writeSync(logFd, `${JSON.stringify({ ...entry, t: Date.now() })}\n`);
   };
   const helper = startHelper();
   let stopping = false;

@@ -16,6 +16,8 @@ export interface WorkloadLogLine {
   w: number;
   i: number;
   phase: 'begin' | 'opened' | 'end';
+  /** Wall-clock ms when the line was written. */
+  t?: number;
   op: string;
   ok?: boolean;
   err?: string;
@@ -171,4 +173,21 @@ export function summarizeLogs(logs: WorkloadLogLine[][]): Record<string, Record<
 export function inFlightOps(log: WorkloadLogLine[]): WorkloadLogLine[] {
   const ended = new Set(log.filter((line) => line.phase === 'end').map((line) => line.i));
   return log.filter((line) => line.phase === 'begin' && !ended.has(line.i));
+}
+
+/** The slowest finished ops (begin to end), slowest first: a stall in the mount shows here. */
+export function slowestOps(logs: WorkloadLogLine[][], count = 3): string[] {
+  const spans: Array<{ ms: number; text: string }> = [];
+  for (const log of logs) {
+    const begins = new Map<number, WorkloadLogLine>();
+    for (const line of log) {
+      if (line.phase === 'begin') begins.set(line.i, line);
+      const begin = begins.get(line.i);
+      if (line.phase === 'end' && begin?.t !== undefined && line.t !== undefined) {
+        spans.push({ ms: line.t - begin.t, text: `worker ${line.w} op ${line.i} ${line.op} ` +
+          `${line.path ?? `${line.from} -> ${line.to}`} ${line.ok === true ? 'ok' : line.err}` });
+      }
+    }
+  }
+  return spans.sort((a, b) => b.ms - a.ms).slice(0, count).map((span) => `${span.ms} ms: ${span.text}`);
 }

@@ -20,7 +20,7 @@ import {
 import { diffTrees, digestTree, formatDifferences } from '../helpers/tree-digest.js';
 import type { WorkloadLogLine } from '../helpers/workload.js';
 import {
-  createSentinel, sentinelUnchanged, prepareWorkloadDir, readWorkerLog, startWorkload, summarizeLogs, workloadPayload,
+  createSentinel, sentinelUnchanged, prepareWorkloadDir, readWorkerLog, slowestOps, startWorkload, summarizeLogs, workloadPayload,
 } from '../helpers/workload.js';
 
 /** A WRITE record as `journal dump --json` shows it. */
@@ -176,6 +176,7 @@ if (skipReason !== undefined && process.env.CI !== 'true') {
         t.notOk(outcome.hung, `worker ${outcome.worker} finished after the crash (ops must fail, not hang)`);
       }
       const logs = outcomes.map((outcome) => readWorkerLog(outcome.log));
+      t.comment(`slowest ops: ${slowestOps(logs).join('; ')}`);
       t.comment(`killed after ${finishedOps} ops; outcomes: ${JSON.stringify(summarizeLogs(logs))}`);
 
       // (a) Every acknowledged write is in the journal.

@@ -11,7 +11,7 @@ import {
 } from '../helpers/mount-harness.js';
 import { diffTrees, digestTree, formatDifferences, isDirMtimeDifference } from '../helpers/tree-digest.js';
 import {
-  createSentinel, prepareWorkloadDir, readWorkerLog, sentinelUnchanged, startWorkload, summarizeLogs,
+  createSentinel, prepareWorkloadDir, readWorkerLog, sentinelUnchanged, slowestOps, startWorkload, summarizeLogs,
 } from '../helpers/workload.js';
 
 const skipReason = integrationSkipReason();
@@ -45,6 +45,7 @@ if (skipReason !== undefined && process.env.CI !== 'true') {
         t.equal(outcome.exitCode, 0, `worker ${outcome.worker} exited cleanly`, { stderr: outcome.stderr });
       }
       const logs = outcomes.map((outcome) => readWorkerLog(outcome.log));
+      t.comment(`slowest ops: ${slowestOps(logs).join('; ')}`);
       t.comment(`seed ${seed} outcomes: ${JSON.stringify(summarizeLogs(logs))}`);
       const okOps = logs.flat().filter((line) => line.phase === 'end' && line.ok === true).length;
       t.ok(okOps > 100, `the workload did real work (${okOps} successful ops)`);
