@@ -16,22 +16,38 @@
 namespace understudy {
 namespace {
 
-/** Tells JS the newest written seq; any number of writes collapse into one pending call. */
+/**
+ * Tells JS the newest written seq, and whether a sync-mode timeout degraded the mount since
+ * the last call: fn(seq, degraded). Any number of events collapse into one pending call.
+ */
 struct Notifier {
   Napi::ThreadSafeFunction tsfn;
   std::atomic<uint64_t> newest{0};
+  std::atomic<bool> degraded{false};
   std::atomic<bool> pending{false};
 
   // From a journal thread, after every group write.
   void written(uint64_t seq) {
     newest.store(seq, std::memory_order_release);
+    schedule();
+  }
+
+  // From a FUSE thread whose fsync timed out under the degrade policy.
+  void degrade() {
+    degraded.store(true, std::memory_order_release);
+    schedule();
+  }
+
+  void schedule() {
     if (pending.exchange(true, std::memory_order_acq_rel)) return;  // a call is queued
     const napi_status status = tsfn.NonBlockingCall([this](Napi::Env env, Napi::Function fn) {
-      // Cleared before reading `newest`, so a seq stored after the read schedules a call.
+      // Cleared before reading, so an event stored after the read schedules a call.
       pending.store(false, std::memory_order_release);
       const uint64_t seq_now = newest.load(std::memory_order_acquire);
+      const bool degraded_now = degraded.exchange(false, std::memory_order_acq_rel);
       if (env != nullptr && fn != nullptr) {
-        fn.Call({Napi::Number::New(env, static_cast<double>(seq_now))});
+        fn.Call({Napi::Number::New(env, static_cast<double>(seq_now)),
+                 Napi::Boolean::New(env, degraded_now)});
       }
     });
     if (status != napi_ok) pending.store(false);
@@ -102,6 +118,23 @@ double number_option(const Napi::Object& o, const char* key, double fallback, do
   return d;
 }
 
+/** {mode: 'async'|'sync', timeoutMs?, onTimeout?: 'fail'|'degrade'} */
+SyncPolicy parse_sync_policy(const Napi::Object& o) {
+  SyncPolicy p;
+  const std::string mode = string_option(o, "mode", true);
+  if (mode != "async" && mode != "sync") {
+    throw Napi::TypeError::New(o.Env(), "sync policy: mode must be 'async' or 'sync'");
+  }
+  p.sync = mode == "sync";
+  p.timeout_ms = static_cast<uint32_t>(number_option(o, "timeoutMs", 5000, 3600000));
+  const std::string on_timeout = string_option(o, "onTimeout", false);
+  if (!on_timeout.empty() && on_timeout != "fail" && on_timeout != "degrade") {
+    throw Napi::TypeError::New(o.Env(), "sync policy: onTimeout must be 'fail' or 'degrade'");
+  }
+  p.degrade = on_timeout == "degrade";
+  return p;
+}
+
 MountOptions parse_options(const Napi::Object& o) {
   MountOptions m;
   m.mountpoint = string_option(o, "mountpoint", true);
@@ -113,6 +146,9 @@ MountOptions parse_options(const Napi::Object& o) {
   m.writeback_cache = wb.IsBoolean() && wb.As<Napi::Boolean>().Value();
   m.segment_bytes_max = static_cast<uint64_t>(
       number_option(o, "segmentBytesMax", SEGMENT_BYTES_MAX_DEFAULT, 9007199254740991.0));
+  const Napi::Value sync = o.Get("sync");
+  if (sync.IsObject()) m.sync = parse_sync_policy(sync.As<Napi::Object>());
+  else if (!sync.IsUndefined()) throw Napi::TypeError::New(o.Env(), "mount options: sync");
   return m;
 }
 
@@ -166,12 +202,14 @@ Napi::Value js_mount(const Napi::CallbackInfo& info) {
   auto* worker = new PromiseWorker(
       env,
       [handle, options](MountFailure* failure) {
+        MountOptions opened = options;
         std::function<void(uint64_t)> listener;
         if (auto n = (*handle)->notifier) {
-          Notifier* raw = n.get();  // outlives the journal: released after unmount
+          Notifier* raw = n.get();  // outlives the journal and the FUSE threads
           listener = [raw](uint64_t seq) { raw->written(seq); };
+          opened.on_degraded = [raw] { raw->degrade(); };
         }
-        (*handle)->mount = Mount::open(options, std::move(listener), failure);
+        (*handle)->mount = Mount::open(opened, std::move(listener), failure);
         // Not mounted: nothing will ever call the notifier (Release works from any thread).
         if (!(*handle)->mount && (*handle)->notifier) (*handle)->notifier->tsfn.Release();
       },
@@ -201,6 +239,12 @@ Napi::Value js_mount_stats(const Napi::CallbackInfo& info) {
   num("syncs", s.journal.syncs);
   num("journalErrors", s.journal_errors);
   num("unnamedMutations", s.unnamed_mutations);
+  num("pathTooLong", s.path_too_long);
+  num("syncWaits", s.sync_waits);
+  num("syncTimeouts", s.sync_timeouts);
+  num("ackedSeq", s.acked_seq);
+  out.Set("syncMode", Napi::String::New(env, s.sync_mode ? "sync" : "async"));
+  out.Set("degraded", Napi::Boolean::New(env, s.degraded));
   Napi::Object ops = Napi::Object::New(env);
   for (size_t i = 0; i < OP_COUNT; i++) {
     ops.Set(op_name(static_cast<Op>(i)), Napi::Number::New(env, static_cast<double>(s.ops[i])));
@@ -250,6 +294,30 @@ Napi::Value js_mount_unmount(const Napi::CallbackInfo& info) {
   return promise;
 }
 
+// mountSetAckedSeq(handle, seq): cheap, on the JS thread (a lock and a notify).
+Napi::Value js_mount_set_acked_seq(const Napi::CallbackInfo& info) {
+  MountHandle& h = handle_arg(info);
+  const double seq = info.Length() > 1 && info[1].IsNumber()
+                         ? info[1].As<Napi::Number>().DoubleValue() : -1;
+  if (!(seq >= 0 && seq <= 9007199254740991.0) || seq != static_cast<double>(
+          static_cast<uint64_t>(seq))) {
+    throw Napi::TypeError::New(info.Env(), "mountSetAckedSeq(handle, seq): seq must be a "
+                                           "safe non-negative integer");
+  }
+  h.mount->set_acked_seq(static_cast<uint64_t>(seq));
+  return info.Env().Undefined();
+}
+
+// mountSetSyncPolicy(handle, {mode, timeoutMs?, onTimeout?})
+Napi::Value js_mount_set_sync_policy(const Napi::CallbackInfo& info) {
+  MountHandle& h = handle_arg(info);
+  if (info.Length() < 2 || !info[1].IsObject()) {
+    throw Napi::TypeError::New(info.Env(), "mountSetSyncPolicy(handle, policy): policy object");
+  }
+  h.mount->set_sync_policy(parse_sync_policy(info[1].As<Napi::Object>()));
+  return info.Env().Undefined();
+}
+
 // clearStaleMount(path) -> boolean
 Napi::Value js_clear_stale_mount(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -268,6 +336,10 @@ void init_mount(Napi::Env env, Napi::Object exports) {
   exports.Set("mount", Napi::Function::New(env, js_mount, "mount"));
   exports.Set("mountStats", Napi::Function::New(env, js_mount_stats, "mountStats"));
   exports.Set("mountFlush", Napi::Function::New(env, js_mount_flush, "mountFlush"));
+  exports.Set("mountSetAckedSeq", Napi::Function::New(env, js_mount_set_acked_seq,
+                                                       "mountSetAckedSeq"));
+  exports.Set("mountSetSyncPolicy", Napi::Function::New(env, js_mount_set_sync_policy,
+                                                         "mountSetSyncPolicy"));
   exports.Set("mountUnmount", Napi::Function::New(env, js_mount_unmount, "mountUnmount"));
   exports.Set("clearStaleMount", Napi::Function::New(env, js_clear_stale_mount,
                                                       "clearStaleMount"));

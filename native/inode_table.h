@@ -45,6 +45,7 @@ struct Inode {
   std::mutex lock;                   // data/attr mutations of this inode (ops.cc lock order)
   std::atomic<uint64_t> last_seq{0};  // newest journal seq that touched this inode
   std::atomic<bool> unnamed_logged{false};  // "no known name" logged once
+  std::atomic<uint32_t> dio_align{0};  // O_DIRECT offset/size alignment; 0: not read yet
 };
 
 /** Outcome of building a path for a record. */

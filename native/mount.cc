@@ -256,6 +256,8 @@ bool Mount::start(const MountOptions& options, MountFailure* failure) {
   ctx_->table = table_.get();
   ctx_->journal = journal_.get();
   ctx_->writeback_cache = options.writeback_cache;
+  ctx_->sync.set_policy(options.sync);
+  if (options.on_degraded) ctx_->sync.set_degraded_listener(options.on_degraded);
   // Behave like the backing for every user: the kernel checks permissions (with the
   // caller's groups), suid/dev work as on the backing, fstype shows as fuse.understudy.
   // (The mount itself is made by mount_device(); these options only inform libfuse.)
@@ -303,6 +305,8 @@ void Mount::abort_connection() {
 int Mount::unmount(MountFailure* failure) {
   if (unmounted_) return 0;
   unmounted_ = true;
+  // FUSE threads waiting for acks must end before the loop can be joined.
+  ctx_->sync.close();
   // Only unmount what is ours: after an outside umount the path may show the backing fs.
   // Asked while the loop still serves (after fuse_session_exit it may drop requests).
   struct stat st;
@@ -331,6 +335,14 @@ Mount::~Mount() {
   unmount(nullptr);
 }
 
+void Mount::set_acked_seq(uint64_t seq) {
+  ctx_->sync.set_acked(seq);
+}
+
+void Mount::set_sync_policy(const SyncPolicy& policy) {
+  ctx_->sync.set_policy(policy);
+}
+
 int Mount::flush() {
   const uint64_t last = journal_->stats().last_seq;
   return last == 0 ? 0 : journal_->sync_to(last);
@@ -341,6 +353,12 @@ MountStatsSnapshot Mount::stats() {
   s.journal = journal_->stats();
   s.journal_errors = ctx_->counters.journal_errors.load(std::memory_order_relaxed);
   s.unnamed_mutations = ctx_->counters.unnamed_mutations.load(std::memory_order_relaxed);
+  s.path_too_long = ctx_->counters.path_too_long.load(std::memory_order_relaxed);
+  s.sync_waits = ctx_->counters.sync_waits.load(std::memory_order_relaxed);
+  s.sync_timeouts = ctx_->counters.sync_timeouts.load(std::memory_order_relaxed);
+  s.acked_seq = ctx_->sync.acked();
+  s.sync_mode = ctx_->sync.policy().sync;
+  s.degraded = ctx_->sync.degraded();
   for (size_t i = 0; i < OP_COUNT; i++) {
     s.ops[i] = ctx_->counters.ops[i].load(std::memory_order_relaxed);
   }

@@ -22,6 +22,8 @@ struct MountOptions {
   uint32_t epoch = 1;
   bool writeback_cache = false;
   uint64_t segment_bytes_max = SEGMENT_BYTES_MAX_DEFAULT;
+  SyncPolicy sync;                      // async unless set (changeable: set_sync_policy)
+  std::function<void()> on_degraded;    // a sync-mode timeout degraded the mount to async
 };
 
 /** A failure that crosses to JS as an error with `code` = errno name and `syscall`. */
@@ -35,6 +37,12 @@ struct MountStatsSnapshot {
   JournalStats journal;
   uint64_t journal_errors;
   uint64_t unnamed_mutations;
+  uint64_t path_too_long;
+  uint64_t sync_waits;
+  uint64_t sync_timeouts;
+  uint64_t acked_seq;
+  bool sync_mode;  // fsync waits for acks now
+  bool degraded;   // a timeout switched sync to async (cleared by a new sync policy)
   uint64_t ops[OP_COUNT];
 };
 
@@ -56,11 +64,16 @@ class Mount {
   int flush();
   MountStatsSnapshot stats();
 
+  /** Every in-sync target has the records <= seq durably (sync mode's watermark). */
+  void set_acked_seq(uint64_t seq);
+  /** Async or sync, with the timeout and what a timeout does; applies to waits from now. */
+  void set_sync_policy(const SyncPolicy& policy);
+
   /** The ops' shared state (locks, journal, inode table), for native/sync_emit.cc. */
   OpsContext* context() { return ctx_.get(); }
 
   /**
-   * Stops serving: unmounts (lazily and aborting the connection if files are still open),
+   * Stops serving: wakes sync-mode waiters (they reply EIO), unmounts (lazily and aborting the connection if files are still open),
    * joins the loop, closes the journal. Idempotent; blocks; never from a FUSE thread.
    */
   int unmount(MountFailure* failure);

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -116,6 +117,57 @@ Target path_for(OpsContext& c, Inode& inode, const struct stat& st, std::string&
                  static_cast<unsigned long long>(st.st_ino));
   }
   return Target::SKIP;
+}
+
+// A failed op changes nothing: a record whose path would pass PATH_BYTES_MAX (the journal
+// format's limit) cannot be written, so such an op is refused before it touches the backing.
+// Unnamed inodes pass: they are not journaled (counted after applying, as before).
+int refuse_long(OpsContext& c, PathStatus status) {
+  if (status != PathStatus::TOO_LONG) return 0;
+  c.counters.path_too_long.fetch_add(1, std::memory_order_relaxed);
+  return ENAMETOOLONG;
+}
+
+// The path of an existing inode that a data/attr mutation would journal. Caller holds the
+// namespace lock, so the path checked is the one the record will carry.
+int check_inode_path(OpsContext& c, Inode& inode) {
+  return refuse_long(c, c.table->path_of(inode, tl_path));
+}
+
+// The path of entry `name` of `dir` (a new name, or one to remove or move).
+int check_entry_path(OpsContext& c, Inode& dir, const char* name) {
+  return refuse_long(c, c.table->path_in(dir, name, tl_path));
+}
+
+// O_DIRECT alignment of the backing file: statx STATX_DIOALIGN (glibc 2.36's struct statx
+// keeps stx_dio_offset_align in its padding, at byte 0x9c), else 512.
+uint32_t dio_offset_align(int fd) {
+  constexpr unsigned STATX_DIOALIGN_ = 0x2000;
+  constexpr size_t DIO_OFFSET_ALIGN_AT = 0x9c;
+  static_assert(sizeof(struct statx) == 0x100, "struct statx layout");
+  struct statx stx;
+  std::memset(&stx, 0, sizeof stx);
+  if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN_, &stx) != 0 ||
+      (stx.stx_mask & STATX_DIOALIGN_) == 0) {
+    return 512;
+  }
+  uint32_t align;
+  std::memcpy(&align, reinterpret_cast<const char*>(&stx) + DIO_OFFSET_ALIGN_AT, 4);
+  return align != 0 ? align : 512;
+}
+
+// The kernel passes any offset and size of an O_DIRECT handle of a FUSE file through, and
+// the backing fd is not O_DIRECT (ops.cc, backing_open_flags): refuse what the backing file
+// system would (EINVAL), so the mount behaves like it. Page-cache writebacks are exempt.
+int check_direct(Inode& inode, const fuse_file_info* fi, off_t offset, size_t size) {
+  if ((fi->flags & O_DIRECT) == 0 || fi->writepage) return 0;
+  uint32_t align = inode.dio_align.load(std::memory_order_relaxed);
+  if (align == 0) {
+    align = dio_offset_align(inode.fd);
+    inode.dio_align.store(align, std::memory_order_relaxed);
+  }
+  const bool aligned = static_cast<uint64_t>(offset) % align == 0 && size % align == 0;
+  return aligned ? 0 : EINVAL;
 }
 
 struct Journaled;
@@ -421,7 +473,8 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
   {
     std::shared_lock names(c.namespace_lock);  // the records' paths hold until enqueued
     std::lock_guard<std::mutex> guard(inode.lock);
-    err = apply_setattr(c, inode, attr, to_set, fi, &j);
+    err = check_inode_path(c, inode);
+    if (err == 0) err = apply_setattr(c, inode, attr, to_set, fi, &j);
     if (err == 0) err = stat_fd(inode.fd, &st);
   }
   // Invariant 2: even a partly failed setattr replies only after what it applied is written.
@@ -536,11 +589,12 @@ void make_node(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   int err;
   {
     std::unique_lock names(c.namespace_lock);
-    int rc;
-    if (link != nullptr) rc = symlinkat(link, dir.fd, name);
+    int rc = 0;
+    if ((err = check_entry_path(c, dir, name)) != 0) rc = -1;
+    else if (link != nullptr) rc = symlinkat(link, dir.fd, name);
     else if (S_ISDIR(mode)) rc = mkdirat(dir.fd, name, mode & 07777);
     else rc = mknodat(dir.fd, name, mode, rdev);
-    err = rc == 0 ? finish_new_node(req, c, dir, name, mode, link, &e, &j) : errno;
+    if (err == 0) err = rc == 0 ? finish_new_node(req, c, dir, name, mode, link, &e, &j) : errno;
   }
   reply_new_entry(req, c, err, j, &e);
 }
@@ -591,8 +645,14 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   {
     std::unique_lock names(c.namespace_lock);
     const int flags = backing_open_flags(c, fi->flags) | O_CREAT | O_EXCL | O_NOFOLLOW;
-    const int fd = openat(dir.fd, name, flags, mode & 07777);
-    if (fd >= 0) {
+    // Too long a path: only opening an existing file without O_TRUNC writes no record.
+    const int long_err = check_entry_path(c, dir, name);
+    const bool plain_open = !(fi->flags & (O_EXCL | O_TRUNC)) &&
+                            faccessat(dir.fd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+    const int fd = long_err != 0 && !plain_open ? -1 : openat(dir.fd, name, flags, mode & 07777);
+    if (long_err != 0 && !plain_open) {
+      err = long_err;
+    } else if (fd >= 0) {
       fi->fh = static_cast<uint64_t>(fd);
       err = finish_new_node(req, c, dir, name, S_IFREG | mode, nullptr, &e, &j);
       if (err != 0) close(fd);
@@ -627,7 +687,9 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* n
     std::unique_lock names(c.namespace_lock);
     const PathStatus old_path = c.table->path_of(inode, tl_path2);
     struct stat st, parent_st;
-    if (linkat(inode.fd, "", dir.fd, newname, AT_EMPTY_PATH) != 0) err = errno;
+    err = refuse_long(c, old_path);
+    if (err == 0) err = check_entry_path(c, dir, newname);
+    if (err == 0 && linkat(inode.fd, "", dir.fd, newname, AT_EMPTY_PATH) != 0) err = errno;
     if (err == 0) err = stat_fd(inode.fd, &st);
     if (err == 0) err = stat_fd(dir.fd, &parent_st);
     if (err == 0) {
@@ -683,6 +745,7 @@ void remove_entry(fuse_req_t req, fuse_ino_t parent, const char* name, bool is_d
     std::unique_lock names(c.namespace_lock);
     struct stat st, parent_st;
     if (fstatat(dir.fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) err = errno;
+    if (err == 0) err = check_entry_path(c, dir, name);
     if (err == 0 && unlinkat(dir.fd, name, is_dir ? AT_REMOVEDIR : 0) != 0) err = errno;
     if (err == 0) err = stat_fd(dir.fd, &parent_st);
     if (err == 0) {
@@ -727,6 +790,8 @@ int apply_rename(OpsContext& c, const RenameArgs& a, Journaled* j) {
   if (fstatat(a.dir.fd, a.name, &st_old, AT_SYMLINK_NOFOLLOW) != 0) return errno;
   bool replaced = fstatat(a.newdir.fd, a.newname, &st_new, AT_SYMLINK_NOFOLLOW) == 0;
   if (!replaced && errno != ENOENT) return errno;
+  if (const int err = check_entry_path(c, a.dir, a.name); err != 0) return err;
+  if (const int err = check_entry_path(c, a.newdir, a.newname); err != 0) return err;
   if (renameat2(a.dir.fd, a.name, a.newdir.fd, a.newname, a.flags) != 0) return errno;
   if (replaced && st_old.st_dev == st_new.st_dev && st_old.st_ino == st_new.st_ino) {
     return 0;  // two links of one file: rename(2) does nothing
@@ -793,10 +858,13 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
     // Truncating is a mutation: same locks as setattr(size).
     std::shared_lock names(c.namespace_lock);
     std::lock_guard<std::mutex> guard(inode.lock);
-    fd = open(ProcPath(inode.fd).c_str(), flags);
+    fd = -1;
     struct stat st;
-    if (fd < 0) err = errno;
-    else if ((err = stat_fd(inode.fd, &st)) == 0) {
+    if ((err = check_inode_path(c, inode)) != 0) {
+      // refused before truncating anything
+    } else if ((fd = open(ProcPath(inode.fd).c_str(), flags)) < 0) {
+      err = errno;
+    } else if ((err = stat_fd(inode.fd, &st)) == 0) {
       err = kill_suidgid(c, inode, &st, &j);
       journal_truncate(c, inode, st, &j);
     }
@@ -817,6 +885,9 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
 
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi) {
   count(req, Op::READ);
+  if (const int err = check_direct(inode_of(req, ino), fi, off, size); err != 0) {
+    return (void)fuse_reply_err(req, err);
+  }
   // Reply from the backing fd; libfuse splices it to /dev/fuse without a copy.
   struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
   buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
@@ -850,15 +921,19 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off
   OpsContext& c = ctx(req);
   Inode& inode = c.table->get(ino);
   const int fd = static_cast<int>(fi->fh);
+  if (const int err = check_direct(inode, fi, off, size); err != 0) {
+    return (void)fuse_reply_err(req, err);
+  }
   Journaled j;
-  ssize_t written;
+  ssize_t written = -1;
   int err = 0;
   {
     std::shared_lock names(c.namespace_lock);  // the record's path holds until enqueued
     std::lock_guard<std::mutex> guard(inode.lock);
-    written = pwrite(fd, data, size, off);
     struct stat st;
-    if (written < 0) err = errno;
+    if ((err = check_inode_path(c, inode)) != 0) {
+      // refused before writing anything
+    } else if ((written = pwrite(fd, data, size, off)) < 0) err = errno;
     else if (fstat(fd, &st) != 0) err = errno;
     else {
       const int kill_err = kill_suidgid(c, inode, &st, &j);
@@ -875,9 +950,13 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off
   // Invariant 2: journaled before the reply; O_SYNC/O_DSYNC: durable before the reply.
   const int jerr = j.settle(c);
   if (err == 0) err = jerr;
-  if (err == 0 && j.seq != 0 && (fi->flags & O_DSYNC) && c.journal->sync_to(j.seq) != 0) {
-    c.counters.journal_errors.fetch_add(1, std::memory_order_relaxed);
-    err = EIO;
+  if (err == 0 && j.seq != 0 && (fi->flags & O_DSYNC)) {
+    if (c.journal->sync_to(j.seq) != 0) {
+      c.counters.journal_errors.fetch_add(1, std::memory_order_relaxed);
+      err = EIO;
+    } else {
+      err = c.sync.wait(j.seq, c.counters);  // sync mode: on the in-sync targets too
+    }
   }
   if (err != 0) return (void)fuse_reply_err(req, err);
   fuse_reply_write(req, static_cast<size_t>(written));
@@ -894,15 +973,17 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
   fuse_reply_err(req, 0);
 }
 
-// fsync: the backing file, then every record that touched the inode (invariant 2).
+// fsync: the backing file, then every record that touched the inode (invariant 2); in sync
+// mode also the targets' acks of those records.
 int sync_inode(OpsContext& c, Inode& inode, int fd, int datasync) {
   if ((datasync ? fdatasync(fd) : fsync(fd)) != 0) return errno;
   const uint64_t seq = inode.last_seq.load();
-  if (seq != 0 && c.journal->sync_to(seq) != 0) {
+  if (seq == 0) return 0;
+  if (c.journal->sync_to(seq) != 0) {
     c.counters.journal_errors.fetch_add(1, std::memory_order_relaxed);
     return EIO;
   }
-  return 0;
+  return c.sync.wait(seq, c.counters);
 }
 
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info* fi) {
@@ -1069,9 +1150,10 @@ void change_xattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* 
     std::shared_lock names(c.namespace_lock);
     std::lock_guard<std::mutex> guard(inode.lock);
     const ProcPath path(inode.fd);
-    const int rc = remove ? removexattr(path.c_str(), name)
-                          : setxattr(path.c_str(), name, value, size, flags);
-    if (rc != 0) err = errno;
+    if ((err = check_inode_path(c, inode)) != 0) {
+      // refused before changing anything
+    } else if ((remove ? removexattr(path.c_str(), name)
+                       : setxattr(path.c_str(), name, value, size, flags)) != 0) err = errno;
     else journal_xattr(c, inode, remove ? RecordKind::REMOVEXATTR : RecordKind::SETXATTR, name,
                        value, size, flags, &j);
   }
@@ -1141,7 +1223,9 @@ void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t 
     std::shared_lock names(c.namespace_lock);
     std::lock_guard<std::mutex> guard(inode.lock);
     struct stat st;
-    if (fallocate(fd, mode, offset, length) != 0) err = errno;
+    if ((err = check_inode_path(c, inode)) != 0) {
+      // refused before allocating anything
+    } else if (fallocate(fd, mode, offset, length) != 0) err = errno;
     else if (fstat(fd, &st) != 0) err = errno;
     else if (want_record(c, inode, st, &j)) {
       PayloadWriter w(tl_payload);
@@ -1202,10 +1286,13 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
     std::lock_guard<std::mutex> guard(out.lock);
     loff_t in_at = off_in;
     loff_t out_at = off_out;
-    copied = copy_file_range(static_cast<int>(fi_in->fh), &in_at, static_cast<int>(fi_out->fh),
+    err = check_inode_path(c, out);
+    copied = err != 0 ? 0 : copy_file_range(static_cast<int>(fi_in->fh), &in_at, static_cast<int>(fi_out->fh),
                              &out_at, len, static_cast<unsigned int>(flags));
     struct stat st;
-    if (copied < 0) err = errno;
+    if (err != 0) {
+      // refused before copying anything
+    } else if (copied < 0) err = errno;
     else if (fstat(static_cast<int>(fi_out->fh), &st) != 0) err = errno;
     else if (copied > 0) {
       err = journal_copied(c, out, st, static_cast<uint64_t>(off_out),
@@ -1223,6 +1310,80 @@ void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse
   if (at < 0) return (void)fuse_reply_err(req, errno);
   fuse_reply_lseek(req, at);
 }
+
+}  // namespace
+
+// ---- sync mode: the acked watermark -------------------------------------------------------
+
+void SyncGate::set_policy(const SyncPolicy& policy) {
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    policy_ = policy;
+    if (policy.sync) degraded_ = false;
+    sync_.store(policy.sync, std::memory_order_release);
+  }
+  cv_.notify_all();  // a switch to async releases the waiters; a new timeout applies anew
+}
+
+SyncPolicy SyncGate::policy() {
+  std::lock_guard<std::mutex> guard(mutex_);
+  return policy_;
+}
+
+void SyncGate::set_acked(uint64_t seq) {
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    acked_ = seq;
+  }
+  cv_.notify_all();
+}
+
+uint64_t SyncGate::acked() {
+  std::lock_guard<std::mutex> guard(mutex_);
+  return acked_;
+}
+
+bool SyncGate::degraded() {
+  std::lock_guard<std::mutex> guard(mutex_);
+  return degraded_;
+}
+
+void SyncGate::set_degraded_listener(std::function<void()> listener) {
+  on_degraded_ = std::move(listener);
+}
+
+void SyncGate::close() {
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    closed_ = true;
+  }
+  cv_.notify_all();
+}
+
+int SyncGate::wait(uint64_t seq, OpCounters& counters) {
+  if (seq == 0 || !sync_.load(std::memory_order_acquire)) return 0;  // async: never waits
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (!policy_.sync || acked_ >= seq) return 0;  // nothing unacked: no wait
+  if (closed_) return EIO;
+  counters.sync_waits.fetch_add(1, std::memory_order_relaxed);
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(policy_.timeout_ms);
+  cv_.wait_until(lock, deadline, [&] { return acked_ >= seq || closed_ || !policy_.sync; });
+  if (acked_ >= seq || !policy_.sync) return 0;
+  if (closed_) return EIO;  // unmounting: not confirmed by the targets
+  counters.sync_timeouts.fetch_add(1, std::memory_order_relaxed);
+  if (!policy_.degrade) return EIO;
+  // Degrade: the mount runs as async from now on; JS hears of it and logs it.
+  policy_.sync = false;
+  degraded_ = true;
+  sync_.store(false, std::memory_order_release);
+  lock.unlock();
+  cv_.notify_all();
+  if (on_degraded_) on_degraded_();
+  return 0;
+}
+
+namespace {
 
 struct fuse_lowlevel_ops make_ops() {
   struct fuse_lowlevel_ops ops;

@@ -4,7 +4,10 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <functional>
+#include <mutex>
 #include <shared_mutex>
 
 #include "inode_table.h"
@@ -30,6 +33,51 @@ struct OpCounters {
   std::atomic<uint64_t> ops[OP_COUNT] = {};
   std::atomic<uint64_t> journal_errors{0};     // applied to the backing, not journaled: EIO
   std::atomic<uint64_t> unnamed_mutations{0};  // inode with links but no known name
+  std::atomic<uint64_t> path_too_long{0};      // refused before applying: ENAMETOOLONG
+  std::atomic<uint64_t> sync_waits{0};         // sync mode: fsyncs that waited for an ack
+  std::atomic<uint64_t> sync_timeouts{0};      // sync mode: waits that ran out of time
+};
+
+/** How fsync and O_SYNC/O_DSYNC writes wait for targets (invariant 2, sync mode). */
+struct SyncPolicy {
+  bool sync = false;          // false: async, nothing ever waits for targets
+  uint32_t timeout_ms = 5000;
+  bool degrade = false;       // on timeout: true switches to async and succeeds, false: EIO
+};
+
+/**
+ * The acked watermark of a mount and the waits on it. JS sets the watermark (every in-sync
+ * target has the records <= it durably); FUSE threads wait on it after the local journal
+ * sync, never the JS thread. Thread-safe.
+ */
+class SyncGate {
+ public:
+  /** Replaces the policy; a sync policy clears `degraded`. Wakes waiters to re-check. */
+  void set_policy(const SyncPolicy& policy);
+  SyncPolicy policy();
+  /** The watermark as JS computed it (it may go down: a target's own word wins). */
+  void set_acked(uint64_t seq);
+  uint64_t acked();
+  /**
+   * Sync mode: waits until acked >= seq, up to the timeout. 0 when acked (or async, or
+   * degraded by this timeout); EIO on a timeout with the fail policy or after close().
+   */
+  int wait(uint64_t seq, OpCounters& counters);
+  /** Unmount: wakes every waiter (they reply EIO when still unacked); later waits too. */
+  void close();
+  bool degraded();
+  /** Called (outside the gate's lock, on a FUSE thread) when a timeout degrades the mount. */
+  void set_degraded_listener(std::function<void()> listener);
+
+ private:
+  std::atomic<bool> sync_{false};  // fast path of wait(): async never takes the mutex
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  SyncPolicy policy_;              // guarded by mutex_
+  uint64_t acked_ = 0;             // guarded by mutex_
+  bool closed_ = false;            // guarded by mutex_
+  bool degraded_ = false;          // guarded by mutex_
+  std::function<void()> on_degraded_;  // set before mounting
 };
 
 /** Everything the ops share for one mount; the session's userdata. Owned by Mount. */
@@ -46,6 +94,7 @@ struct OpsContext {
   std::atomic<uint64_t> init_unique{0};           // the INIT request, until replied
   std::atomic<bool> kernel_offers_killpriv_v2{false};
   std::atomic<bool> killpriv_v2{false};           // negotiated: ops kill setuid/setgid
+  SyncGate sync;  // sync mode: fsync waits for the targets' acks after the journal's sync
   OpCounters counters;
 };
 

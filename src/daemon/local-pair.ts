@@ -13,6 +13,9 @@ export interface LocalPairOptions {
   path: string;
   replica: string;
   mode?: 'async' | 'sync';
+  /** Sync mode: how long fsync waits for the in-sync targets (default 5000) and then what. */
+  fsyncTimeoutMs?: number;
+  onTimeout?: 'fail' | 'degrade';
   heartbeatIntervalMs?: number;
   journalBytesMax?: number;
   /** Control sockets of each node; default: inside its state dir. */
@@ -62,7 +65,7 @@ export async function localPair(o: LocalPairOptions): Promise<{ source: NodeConf
     name: o.vault, source: 'source', path: o.path,
     targets: [{ node: 'target', replica: o.replica }], include: ['**'], exclude: [],
     mode: o.mode ?? 'async', journalBytesMax: o.journalBytesMax ?? 1 << 30,
-    sync: { fsyncTimeoutMs: 5000, onTimeout: 'fail' as const },
+    sync: { fsyncTimeoutMs: o.fsyncTimeoutMs ?? 5000, onTimeout: o.onTimeout ?? 'fail' },
   };
   const config = (id: 'source' | 'target'): NodeConfig => {
     const self = made.get(id);

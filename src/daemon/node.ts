@@ -7,13 +7,14 @@ import { ControlServer } from '../control/index.js';
 import {
   LinkLiveness, RetentionKeeper, TargetForwarder, type ForwardLink,
 } from '../forwarder/index.js';
-import { Mount, clearStaleMount } from '../mount/index.js';
+import { Mount, clearStaleMount, type SyncPolicy } from '../mount/index.js';
 import type { Logger } from '../obs/index.js';
 import { Applier } from '../replayer/index.js';
 import { CheckpointStore } from '../replayer/checkpoint-store.js';
 import { Receiver, type ReceiverVault } from '../replayer/receiver.js';
 import { clearStaleReplicaBind, protectReplica } from '../replayer/receiver-replica.js';
 import { connectTls, listenTls, type Security, type WireServer } from '../wire/index.js';
+import { canRestoreSync, syncWatermark } from './sync-watermark.js';
 import {
   journalExtent, targetLag, type NodeStatus, type SourceVaultStatus, type TargetVaultStatus,
 } from './status.js';
@@ -33,6 +34,8 @@ interface SourceVault {
   journalDir: string;
   keeper: RetentionKeeper;
   forwarders: TargetForwarder[];
+  /** When a sync-mode timeout degraded the vault to async; null when not degraded. */
+  degradedAtMs: number | null;
 }
 
 interface TargetVault {
@@ -179,28 +182,29 @@ export class Node {
     const journalDir = join(node.stateDir, 'journals', vault.name);
     mkdirSync(journalDir, { recursive: true, mode: 0o700 });
     const epoch = readEpoch(node.stateDir, vault.name);
-    if (vault.mode === 'sync') {
-      this.#log.warn({ vault: vault.name }, 'mode sync is not available yet: fsync does not ' +
-        'wait for targets; the vault runs as async (docs/daemon.md)');
-    }
+    const policy: SyncPolicy = { mode: vault.mode, timeoutMs: vault.sync.fsyncTimeoutMs,
+      onTimeout: vault.sync.onTimeout };
     if (clearStaleMount(vault.path)) {
       this.#log.warn({ vault: vault.name, path: vault.path }, 'cleared a stale mount');
     }
     const forwarders: TargetForwarder[] = [];
     const keeper = new RetentionKeeper({ vault: vault.name, stateDir: node.stateDir, journalDir,
-      journalBytesMax: vault.journalBytesMax, mode: 'async', log: this.#log,
+      journalBytesMax: vault.journalBytesMax, mode: vault.mode, log: this.#log,
       targets: vault.targets.map((t) => t.node),
       onNeedsResync: (target, reason) =>
         forwarders.find((f) => f.status().node === target)?.markNeedsResync(reason) });
-    let mountRef: Mount | null = null;
-    const mount = await Mount.open({ mountpoint: vault.path, journalDir, epoch,
+    let source: SourceVault | null = null;
+    const mount = await Mount.open({ mountpoint: vault.path, journalDir, epoch, sync: policy,
       ...(segmentBytesMax === undefined ? {} : { segmentBytesMax }),
       onWritten: (seq) => {
         for (const forwarder of forwarders) forwarder.notify(seq);
-        if (mountRef !== null) keeper.grew(mountRef.stats().journalBytes);
-      } });
-    mountRef = mount;
-    this.#log.info({ vault: vault.name, path: vault.path, journalDir, epoch }, 'vault mounted');
+        if (source !== null) keeper.grew(source.mount.stats().journalBytes);
+      },
+      onDegraded: () => { if (source !== null) this.#degraded(source); } });
+    source = { config: vault, mount, journalDir, keeper, forwarders, degradedAtMs: null };
+    const synced = source;
+    this.#log.info({ vault: vault.name, path: vault.path, journalDir, epoch, mode: vault.mode,
+      ...(vault.mode === 'sync' ? vault.sync : {}) }, 'vault mounted');
     for (const target of vault.targets) {
       const peer = this.#config.peers.find((p) => p.id === target.node);
       if (peer === undefined) continue;  // config checks guarantee it; a bug otherwise
@@ -210,8 +214,12 @@ export class Node {
         addresses: peer.addresses.map(addressText), heartbeatIntervalMs: node.heartbeatIntervalMs,
         position: () => mount.stats(), ackedSeq: state?.ackedSeq ?? 0,
         needsResync: state?.needsResync ?? false, log: this.#log,
-        onAcked: (seq) => keeper.acked(target.node, seq),
+        onAcked: (seq) => {
+          keeper.acked(target.node, seq);
+          this.#syncAcked(synced, policy);
+        },
         onNeedsResync: (reason) => keeper.needsResync(target.node, reason),
+        onStateChanged: () => this.#syncAcked(synced, policy),
         dial: async (index): Promise<ForwardLink> => {
           const address = peer.addresses[index];
           if (address === undefined) throw new Error(`no address ${index}`);
@@ -222,13 +230,43 @@ export class Node {
       });
       forwarders.push(forwarder);
     }
-    this.#sources.push({ config: vault, mount, journalDir, keeper, forwarders });
+    this.#sources.push(source);
     const { writtenSeq } = mount.stats();
     for (const forwarder of forwarders) {
       forwarder.notify(writtenSeq);
       forwarder.start();
     }
     void keeper.check();
+  }
+
+  /**
+   * Sync mode (invariant 2): the mount's acked watermark is the lowest durable ack of the
+   * in-sync targets; with none in-sync it stays put, so fsyncs time out (onTimeout: EIO, or
+   * degrade). A degraded vault returns to sync once its targets are all in-sync again.
+   */
+  #syncAcked(source: SourceVault, policy: SyncPolicy): void {
+    if (source.config.mode !== 'sync') return;
+    const targets = source.forwarders.map((f) => f.status());
+    const watermark = syncWatermark(targets);
+    if (watermark !== null) source.mount.setAckedSeq(watermark);
+    if (source.degradedAtMs === null && !source.mount.stats().degraded) return;
+    if (!canRestoreSync(targets, source.mount.stats().writtenSeq)) return;
+    source.mount.setSyncPolicy(policy);
+    source.keeper.setMode('sync');
+    source.degradedAtMs = null;
+    this.#log.info({ vault: source.config.name }, 'every target is in-sync again: sync mode ' +
+      'restored, fsync waits for the targets');
+  }
+
+  /** A sync-mode fsync timed out under onTimeout: degrade; the mount runs as async now. */
+  #degraded(source: SourceVault): void {
+    if (source.degradedAtMs !== null) return;
+    source.degradedAtMs = Date.now();
+    source.keeper.setMode('async');
+    this.#log.error({ vault: source.config.name, fsyncTimeoutMs: source.config.sync
+      .fsyncTimeoutMs, targets: source.forwarders.map((f) => f.status().state) },
+    'sync vault degraded to async: the in-sync targets did not ack within fsyncTimeoutMs; ' +
+      'fsync no longer waits for targets until they are all in-sync again');
   }
 
   /** The node's state for `understudy status`. */
@@ -245,10 +283,15 @@ export class Node {
         targets.push({ node: f.node, state: f.state, ackedSeq: f.ackedSeq, ...lag,
           address: f.address, lastError: f.lastError });
       }
+      const degraded = source.config.mode === 'sync' && stats.degraded;
       const status: SourceVaultStatus = {
         vault: source.config.name, role: 'source', mode: source.config.mode,
-        modeNote: source.config.mode === 'sync' ? 'runs as async: sync mode is not built yet'
-          : null,
+        effectiveMode: degraded ? 'degraded' : source.config.mode,
+        modeNote: degraded ? 'degraded to async ' + (source.degradedAtMs === null ? ''
+          : `at ${new Date(source.degradedAtMs).toISOString()} `) + '(no in-sync ack within ' +
+          `fsyncTimeoutMs): fsync does not wait for targets until they are all in-sync` : null,
+        sync: source.config.mode === 'sync' ? { ackedSeq: stats.ackedSeq,
+          waits: stats.syncWaits, timeouts: stats.syncTimeouts } : null,
         path: source.config.path,
         journal: { lastSeq: stats.lastSeq, writtenSeq: stats.writtenSeq,
           durableSeq: stats.durableSeq, firstSeq: extent.firstSeq, segments: extent.segments,

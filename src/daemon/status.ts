@@ -22,9 +22,14 @@ export interface TargetStatus {
 export interface SourceVaultStatus {
   vault: string;
   role: 'source';
+  /** As configured. */
   mode: 'async' | 'sync';
-  /** Set when the vault cannot run as configured (sync mode, see docs/daemon.md). */
+  /** What fsync does now: a sync vault whose fsync timed out under `degrade` is degraded. */
+  effectiveMode: 'async' | 'sync' | 'degraded';
+  /** Set when the vault does not run as configured (degraded; see docs/daemon.md). */
   modeNote: string | null;
+  /** Sync mode: the acked watermark, fsyncs that waited for it, and waits that timed out. */
+  sync: { ackedSeq: number; waits: number; timeouts: number } | null;
   path: string;
   journal: { lastSeq: number; writtenSeq: number; durableSeq: number; firstSeq: number | null;
     segments: number; bytes: number };

@@ -34,14 +34,23 @@ export class RetentionKeeper {
   #running: Promise<void> | null = null;
   #again = false;
   #checkedBytes = 0;
+  #mode: 'async' | 'sync';
 
   constructor(options: RetentionKeeperOptions) {
     this.#o = options;
+    this.#mode = options.mode;
     for (const node of options.targets) {
       const store = TargetStateStore.at(options.stateDir, options.vault, node);
       this.#stores.set(node, store);
       this.#states.set(node, store.load());
     }
+  }
+
+  /** Sync mode never drops a target; a sync vault degraded to async may (then checks now). */
+  setMode(mode: 'async' | 'sync'): void {
+    if (mode === this.#mode) return;
+    this.#mode = mode;
+    void this.check();
   }
 
   /** The persisted state of a target (ackedSeq, needsResync). */
@@ -104,7 +113,7 @@ export class RetentionKeeper {
       const { size } = await stat(join(o.journalDir, segment.name));
       segments.push({ ...segment, bytes: size });
     }
-    const plan = planRetention({ segments, journalBytesMax: o.journalBytesMax, mode: o.mode,
+    const plan = planRetention({ segments, journalBytesMax: o.journalBytesMax, mode: this.#mode,
       targets: [...this.#states.values()].map((s) => ({ node: s.node, ackedSeq: s.ackedSeq,
         needsResync: s.needsResync })) });
     for (const node of plan.markNeedsResync) {

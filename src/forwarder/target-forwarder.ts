@@ -37,6 +37,8 @@ export interface TargetForwarderOptions {
   onAcked: (seq: number) => void;
   /** Called once when the forwarder finds that the target needs a resync. */
   onNeedsResync: (reason: string) => void;
+  /** Called after every change of state (sync mode counts the in-sync targets' acks). */
+  onStateChanged?: (state: ForwarderStateName) => void;
   log: Logger;
   nowMs?: () => number;
   random?: () => number;
@@ -113,7 +115,7 @@ export class TargetForwarder {
       this.#o.log.error({ err: error, vault: this.#o.vault, target: this.#o.target },
         'forwarder failed');
       this.#lastError = String(error);
-      this.#state = 'disconnected';
+      this.#setState('disconnected');
     });
   }
 
@@ -127,7 +129,7 @@ export class TargetForwarder {
   /** Retention dropped this target: stop forwarding until a resync (issue 4). */
   markNeedsResync(reason: string): void {
     this.#lastError = reason;
-    this.#state = 'needs-resync';
+    this.#setState('needs-resync');
     this.#end?.({ kind: 'resync', reason });
   }
 
@@ -149,6 +151,12 @@ export class TargetForwarder {
     await this.#reader.close();
   }
 
+  #setState(state: ForwarderStateName): void {
+    if (state === this.#state) return;
+    this.#state = state;
+    this.#o.onStateChanged?.(state);
+  }
+
   #wake(): void {
     const current = this.#wakeup;
     this.#wakeup = wakeup();
@@ -160,13 +168,13 @@ export class TargetForwarder {
     while (!this.#stop.signal.aborted && this.#state !== 'needs-resync') {
       await this.#sleepUntil(step.atMs);
       if (this.#stop.signal.aborted) break;
-      this.#state = 'connecting';
+      this.#setState('connecting');
       let link: ForwardLink;
       try {
         link = await this.#o.dial(step.index);
       } catch (error) {
         this.#failed(`dial ${this.#o.addresses[step.index]}: ${(error as Error).message}`);
-        this.#state = 'disconnected';
+        this.#setState('disconnected');
         step = this.#plan.dialFailed(step.index, this.#now());
         continue;
       }
@@ -183,7 +191,7 @@ export class TargetForwarder {
         this.#needsResync(outcome.reason);
       } else if (outcome.kind === 'lost') {
         this.#failed(outcome.reason);
-        this.#state = 'disconnected';
+        this.#setState('disconnected');
         step = this.#plan.lost(this.#now());
       }
     }
@@ -196,7 +204,7 @@ export class TargetForwarder {
 
   #needsResync(reason: string): void {
     const first = this.#state !== 'needs-resync' || this.#lastError !== reason;
-    this.#state = 'needs-resync';
+    this.#setState('needs-resync');
     this.#lastError = reason;
     if (first) {
       this.#o.log.error({ vault: this.#o.vault, target: this.#o.target, reason },
@@ -254,7 +262,7 @@ export class TargetForwarder {
       if (problem !== null) return end({ kind: 'resync', reason: problem });
       this.#ackedSeq = resume - 1;
       o.onAcked(this.#ackedSeq);
-      this.#state = this.#ackedSeq >= this.#writtenSeq ? 'in-sync' : 'syncing';
+      this.#setState(this.#ackedSeq >= this.#writtenSeq ? 'in-sync' : 'syncing');
       o.log.info({ vault: o.vault, target: o.target, resumeFromSeq: resume }, 'linked to target');
       await this.#pump(resume, send, () => ended !== null, end);
     }).catch((error: unknown) => end({ kind: 'lost', reason: String(error) }));
@@ -353,7 +361,9 @@ export class TargetForwarder {
     if (durableSeq <= this.#ackedSeq) return;
     this.#ackedSeq = durableSeq;
     this.#window.acked(durableSeq);
-    if (this.#ackedSeq >= this.#writtenSeq && this.#state === 'syncing') this.#state = 'in-sync';
+    if (this.#ackedSeq >= this.#writtenSeq && this.#state === 'syncing') {
+      this.#setState('in-sync');
+    }
     this.#o.onAcked(durableSeq);
     this.#wake();
   }

@@ -3,5 +3,6 @@
 // in the order it took effect; failures are MountError with code MOUNT_<ERRNO> and a hint.
 // Never: runs JavaScript per file operation (the FUSE threads are native); the onWritten
 // wake-up is coalesced and carries only the newest written seq.
-export { Mount, clearStaleMount, type MountOptions, type MountStats } from './mount.js';
+export { Mount, clearStaleMount, type MountOptions, type MountStats,
+  type SyncPolicy } from './mount.js';
 export { MountError, MountJournalInsideVaultError } from './errors.js';

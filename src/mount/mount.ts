@@ -2,7 +2,14 @@ import { realpathSync } from 'node:fs';
 import { relative, isAbsolute, resolve } from 'node:path';
 import { assert } from '../core/index.js';
 import { MountError, MountJournalInsideVaultError, toMountError } from './errors.js';
-import { nativeAddon, type NativeMountStats } from './native.js';
+import { nativeAddon, type NativeMountStats, type NativeSyncPolicy } from './native.js';
+
+/**
+ * Sync mode (invariant 2): fsync, fdatasync and O_SYNC/O_DSYNC writes return only once the
+ * acked watermark (setAckedSeq) covers their records, waiting at most timeoutMs; then
+ * 'fail' replies EIO and 'degrade' switches the mount to async and succeeds.
+ */
+export type SyncPolicy = NativeSyncPolicy;
 
 /** How to mount one vault. */
 export interface MountOptions {
@@ -17,13 +24,27 @@ export interface MountOptions {
   segmentBytesMax?: number;
   /** Called on the JS thread with the newest written seq; coalesced, never once per write. */
   onWritten?: (writtenSeq: number) => void;
+  /** Default async; change it any time with setSyncPolicy. */
+  sync?: SyncPolicy;
+  /** Called on the JS thread when a sync-mode timeout degraded the mount to async. */
+  onDegraded?: () => void;
 }
 
 /** Counters of a mount: journal positions, journal work, and ops served by name. */
 export interface MountStats {
   lastSeq: number; writtenSeq: number; durableSeq: number; records: number;
   journalBytes: number; groupWrites: number; syncs: number; journalErrors: number;
-  unnamedMutations: number; ops: Record<string, number>;
+  unnamedMutations: number;
+  /** Mutations refused with ENAMETOOLONG: a record path would pass PATH_BYTES_MAX. */
+  pathTooLong: number;
+  /** Sync mode: fsyncs that waited for the acked watermark, and waits that timed out. */
+  syncWaits: number; syncTimeouts: number;
+  ackedSeq: number;
+  /** What fsync does now; 'async' after a degrade. */
+  syncMode: 'async' | 'sync';
+  /** A timeout switched sync to async (cleared by setSyncPolicy with mode sync). */
+  degraded: boolean;
+  ops: Record<string, number>;
 }
 
 function isWithin(child: string, parent: string): boolean {
@@ -59,19 +80,22 @@ export class Mount {
     for (const vault of [realOrResolved(mountpoint), realOrResolved(backing)]) {
       if (isWithin(journalDir, vault)) throw new MountJournalInsideVaultError(journalDir, vault);
     }
-    const onWritten = o.onWritten;
-    const notify = onWritten === undefined ? undefined : (seq: number): void => {
+    const { onWritten, onDegraded } = o;
+    const listen = (seq: number, degraded: boolean): void => {
       try {
-        onWritten(seq);
+        if (degraded) onDegraded?.();
+        onWritten?.(seq);
       } catch (error) {
         // A listener bug must not unwind into the addon's wake-up; surface it instead.
         queueMicrotask(() => { throw error; });
       }
     };
+    const notify = onWritten === undefined && onDegraded === undefined ? undefined : listen;
     try {
       const handle = await nativeAddon().mount({
         mountpoint, backing, journalDir, epoch: o.epoch ?? 1,
         writebackCache: o.writebackCache === true,
+        ...(o.sync === undefined ? {} : { sync: o.sync }),
         ...(o.segmentBytesMax === undefined ? {} : { segmentBytesMax: o.segmentBytesMax }),
       }, notify);
       return new Mount(handle, mountpoint);
@@ -85,6 +109,24 @@ export class Mount {
     assert(this.#handle !== undefined, 'stats() on a mount that never opened');
     const s: NativeMountStats = nativeAddon().mountStats(this.#handle);
     return s;
+  }
+
+  /**
+   * Sync mode's watermark: every in-sync target has the records <= seq durably. Wakes the
+   * fsyncs waiting for it. Cheap (a lock and a notify); ignored after unmount.
+   */
+  setAckedSeq(seq: number): void {
+    assert(Number.isSafeInteger(seq) && seq >= 0, `acked seq ${seq}`);
+    if (this.#handle === undefined || this.#unmounting !== undefined) return;
+    nativeAddon().mountSetAckedSeq(this.#handle, seq);
+  }
+
+  /** Switches between async and sync (and sets the timeout policy); clears `degraded`. */
+  setSyncPolicy(policy: SyncPolicy): void {
+    assert(Number.isInteger(policy.timeoutMs) && policy.timeoutMs >= 1 &&
+      policy.timeoutMs <= 3_600_000, `sync timeout ${policy.timeoutMs} ms`);
+    if (this.#handle === undefined || this.#unmounting !== undefined) return;
+    nativeAddon().mountSetSyncPolicy(this.#handle, policy);
   }
 
   /** Resolves once the journal is durable up to lastSeq (fdatasync). */

@@ -3,8 +3,11 @@ import { createRequire } from 'node:module';
 
 /** The slice of the addon's exports that the mount layer uses. */
 export interface NativeMountAddon {
-  mount(options: NativeMountOptions, onWritten?: (writtenSeq: number) => void): Promise<object>;
+  mount(options: NativeMountOptions,
+    onWritten?: (writtenSeq: number, degraded: boolean) => void): Promise<object>;
   mountStats(handle: object): NativeMountStats;
+  mountSetAckedSeq(handle: object, seq: number): void;
+  mountSetSyncPolicy(handle: object, policy: NativeSyncPolicy): void;
   mountFlush(handle: object): Promise<void>;
   mountUnmount(handle: object): Promise<void>;
   clearStaleMount(path: string): boolean;
@@ -18,13 +21,22 @@ export interface NativeMountOptions {
   epoch: number;
   writebackCache: boolean;
   segmentBytesMax?: number;
+  sync?: NativeSyncPolicy;
+}
+
+/** How fsync waits for the targets' acks (native/ops.h, SyncPolicy). */
+export interface NativeSyncPolicy {
+  mode: 'async' | 'sync';
+  timeoutMs: number;
+  onTimeout: 'fail' | 'degrade';
 }
 
 /** Stats as the addon returns them. */
 export interface NativeMountStats {
   lastSeq: number; writtenSeq: number; durableSeq: number; records: number;
   journalBytes: number; groupWrites: number; syncs: number; journalErrors: number;
-  unnamedMutations: number; ops: Record<string, number>;
+  unnamedMutations: number; pathTooLong: number; syncWaits: number; syncTimeouts: number;
+  ackedSeq: number; syncMode: 'async' | 'sync'; degraded: boolean; ops: Record<string, number>;
 }
 
 let addon: NativeMountAddon | undefined;
