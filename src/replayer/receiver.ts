@@ -1,7 +1,10 @@
 import type { Logger } from '../obs/index.js';
-import type { BatchMessage, HeartbeatMessage, WireMessage } from '../wire/index.js';
+import type {
+  BatchMessage, HeartbeatMessage, ManifestRequestMessage, WireMessage,
+} from '../wire/index.js';
 import type { ApplyResult } from './applier.js';
 import { CheckpointStore, type Checkpoint } from './checkpoint-store.js';
+import { serveManifest, type ManifestScanner } from './manifest-service.js';
 import {
   ackFor, afterApply, checkBatch, checkHello, type ReceivedVault, type Refusal,
 } from './receiver-checks.js';
@@ -42,6 +45,8 @@ export interface ReceiverOptions {
   liveness: (startedAtMs: number) => Liveness;
   log: Logger;
   nowMs?: () => number;
+  /** Scans replicas for ManifestRequests (src/sync via the daemon); absent: refused. */
+  manifestScanner?: ManifestScanner;
 }
 
 /** A received vault's state for `understudy status`. */
@@ -148,6 +153,11 @@ export class Receiver {
       if (first.done === true) return;
       liveness.heard(this.#now());
       const hello = first.value;
+      if (hello.type === 'manifestRequest') {
+        // A link of its own for the manifest exchange (docs/sync.md): no session, no ticker.
+        timer.stop();
+        return await this.#manifest(link, hello, authenticated);
+      }
       if (authenticated === null && hello.type === 'hello') peer = hello.nodeId;
       if (hello.type !== 'hello') {
         this.#refuse(link, { code: 'RECEIVER_HELLO_EXPECTED',
@@ -187,6 +197,22 @@ export class Receiver {
       timer.stop();
       link.close('session over');
     }
+  }
+
+  /** Answers a ManifestRequest from the replica (read only), once its checkpoint allows. */
+  async #manifest(link: ReceiveLink, request: ManifestRequestMessage,
+    authenticated: string | null): Promise<void> {
+    const slot = this.#slots.get(request.vault);
+    const scanner = this.#o.manifestScanner;
+    if (scanner === undefined) {
+      link.send({ type: 'manifestError', requestId: request.requestId,
+        code: 'MANIFEST_UNSUPPORTED', message: 'this node cannot scan replicas' });
+      return;
+    }
+    const vault = slot === undefined ? null : {
+      name: slot.vault.name, source: slot.vault.source, replica: slot.vault.replica,
+      checkpointSeq: () => slot.checkpoint?.seq ?? 0 };
+    await serveManifest(link, request, authenticated, vault, scanner, this.#o.log);
   }
 
   /** Runs `body` as the vault's only session, after the previous one has finished. */

@@ -12,12 +12,18 @@ export {
 export {
   PROTOCOL_VERSION, FRAME_PREFIX_BYTES, FRAME_BYTES_MAX, SMALL_FRAME_BYTES_MAX,
   NODE_ID_BYTES_MAX, VAULT_NAME_BYTES_MAX, ERROR_CODE_BYTES_MAX, ERROR_MESSAGE_BYTES_MAX,
-  HEARTBEAT_VAULTS_MAX,
+  HEARTBEAT_VAULTS_MAX, MANIFEST_CHUNK_ENTRIES_MAX, MANIFEST_CHUNK_BYTES_TARGET,
+  MANIFEST_PATH_BYTES_MAX, MANIFEST_REQUEST_PATHS_MAX, XATTR_NAME_BYTES_MAX,
+  XATTR_VALUE_BYTES_MAX, MANIFEST_ENTRY_XATTRS_MAX, MANIFEST_LINK_KEY_BYTES_MAX,
+  MANIFEST_BLOCK_HASHES_BYTES_MAX, MANIFEST_BLOCK_HASH_BYTES,
 } from './limits.js';
 export type {
   WireMessage, WireMessageType, AdmitMessage, HelloMessage, WelcomeMessage, BatchMessage,
   AckMessage, HeartbeatMessage, VaultPosition, ErrorMessage, Role, Want,
+  ManifestRequestMessage, ManifestChunkMessage, ManifestErrorMessage, ManifestEntryMessage,
+  ManifestEntryType,
 } from './messages.js';
+export { encodedEntryBytes } from './manifest-codec.js';
 export { encodeFrame, FrameDecoder } from './frame-codec.js';
 export { decodeMessage, identifierProblem } from './message-codec.js';
 export { checkBatchRecords, type BatchClaim } from './batch-records.js';

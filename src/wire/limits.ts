@@ -25,3 +25,23 @@ export const RECORD_MAGIC = 0x31525355;
 export const RECORD_HEADER_BYTES = 40;
 /** Largest record payload (docs/journal-format.md): 2 MiB. */
 export const RECORD_PAYLOAD_BYTES_MAX = 2 << 20;
+/** Most entries in one ManifestChunk. */
+export const MANIFEST_CHUNK_ENTRIES_MAX = 1024;
+/** Bytes a ManifestChunk's encoder aims to stay under (a single entry may exceed it). */
+export const MANIFEST_CHUNK_BYTES_TARGET = 4 << 20;
+/** Longest relative path or symlink target in a manifest (PATH_MAX). */
+export const MANIFEST_PATH_BYTES_MAX = 4096;
+/** Most paths a ManifestRequest names. */
+export const MANIFEST_REQUEST_PATHS_MAX = 4096;
+/** Longest xattr name (XATTR_NAME_MAX). */
+export const XATTR_NAME_BYTES_MAX = 255;
+/** Largest xattr value (XATTR_SIZE_MAX). */
+export const XATTR_VALUE_BYTES_MAX = 65536;
+/** Most xattrs of one manifest entry. */
+export const MANIFEST_ENTRY_XATTRS_MAX = 256;
+/** Longest hard-link group key. */
+export const MANIFEST_LINK_KEY_BYTES_MAX = 64;
+/** Most block-hash bytes in one ManifestEntry (65536 hashes; longer files continue). */
+export const MANIFEST_BLOCK_HASHES_BYTES_MAX = 1 << 20;
+/** Bytes of one block hash on the wire (mirror of src/sync BLOCK_HASH_BYTES). */
+export const MANIFEST_BLOCK_HASH_BYTES = 16;

@@ -2,6 +2,9 @@ import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import { assert, type Epoch, type Seq } from '../core/index.js';
 import { checkBatchRecords } from './batch-records.js';
+import {
+  decodeManifestChunk, decodeManifestError, decodeManifestRequest, entryFields,
+} from './manifest-codec.js';
 import { WireMalformedError } from './errors.js';
 import {
   EPOCH_MAX, ERROR_CODE_BYTES_MAX, ERROR_MESSAGE_BYTES_MAX, HEARTBEAT_VAULTS_MAX,
@@ -31,7 +34,8 @@ export function identifierProblem(value: string, bytesMax: number): string | nul
   return null;
 }
 
-function identifier(fields: Fields, name: string, what: string, bytesMax: number): string {
+/** Shared with manifest-codec.ts. */
+export function identifier(fields: Fields, name: string, what: string, bytesMax: number): string {
   const value = fields[name];
   if (typeof value !== 'string') throw new WireMalformedError(`${what}.${name} is not a string`);
   const problem = identifierProblem(value, bytesMax);
@@ -39,7 +43,8 @@ function identifier(fields: Fields, name: string, what: string, bytesMax: number
   return value;
 }
 
-function text(fields: Fields, name: string, what: string, bytesMax: number): string {
+/** Shared with manifest-codec.ts. */
+export function text(fields: Fields, name: string, what: string, bytesMax: number): string {
   const value = fields[name];
   if (typeof value !== 'string') throw new WireMalformedError(`${what}.${name} is not a string`);
   if (Buffer.byteLength(value, 'utf8') > bytesMax) {
@@ -56,7 +61,7 @@ function isLong(value: unknown): value is { low: number; high: number } {
 }
 
 /** A uint64 field as a JS number; a Long beyond 2^53 - 1 is refused, never rounded. */
-function uint64(fields: Fields, name: string, what: string, min: number): number {
+export function uint64(fields: Fields, name: string, what: string, min: number): number {
   const value = fields[name];
   let big: bigint;
   if (typeof value === 'number') big = BigInt(value);
@@ -67,7 +72,8 @@ function uint64(fields: Fields, name: string, what: string, min: number): number
   return Number(big);
 }
 
-function uint32(fields: Fields, name: string, what: string, min: number): number {
+/** Shared with manifest-codec.ts. */
+export function uint32(fields: Fields, name: string, what: string, min: number): number {
   const value = fields[name];
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > EPOCH_MAX) {
     throw new WireMalformedError(`${what}.${name} ${String(value)} is not a u32 >= ${min}`);
@@ -76,7 +82,7 @@ function uint32(fields: Fields, name: string, what: string, min: number): number
 }
 
 /** A bytes field as a Buffer view of the frame (never a copy); unset is empty. */
-function bytesField(fields: Fields, name: string, what: string): Buffer {
+export function bytesField(fields: Fields, name: string, what: string): Buffer {
   const value = fields[name];
   if (Buffer.isBuffer(value)) return value;
   if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.length);
@@ -201,6 +207,8 @@ export function decodeError(fields: Fields): ErrorMessage {
 const DECODERS: Record<WireMessage['type'], (fields: Fields) => WireMessage> = {
   admit: decodeAdmit, hello: decodeHello, welcome: decodeWelcome, batch: decodeBatch,
   ack: decodeAck, heartbeat: decodeHeartbeat, error: decodeError,
+  manifestRequest: decodeManifestRequest, manifestChunk: decodeManifestChunk,
+  manifestError: decodeManifestError,
 };
 
 /** Decodes one frame body (without its length prefix) into a checked domain message. */
@@ -225,6 +233,8 @@ function toFields(message: WireMessage): Fields {
   switch (message.type) {
     case 'hello':
       return { ...message, role: ROLE_NUMBERS[message.role], want: WANT_NUMBERS[message.want] };
+    case 'manifestChunk':
+      return { ...message, entries: message.entries.map(entryFields) };
     default:
       return { ...message };
   }

@@ -77,6 +77,64 @@ export interface ErrorMessage {
   vault: string;
 }
 
+/** Kinds of entries in a manifest (lstat; symlinks never followed). */
+export type ManifestEntryType = 'file' | 'dir' | 'symlink' | 'fifo' | 'socket' | 'chr' | 'blk';
+
+/**
+ * Source to target, first message of a link of its own: a manifest of the replica once its
+ * checkpoint is >= atSeq (docs/sync.md). `paths` empty: the whole tree.
+ */
+export interface ManifestRequestMessage {
+  type: 'manifestRequest';
+  requestId: number;
+  nodeId: string;
+  vault: string;
+  atSeq: Seq;
+  withHashes: boolean;
+  paths: Buffer[];
+  /** How long the target may wait for atSeq; 0 means its default. */
+  waitMsMax: number;
+}
+
+/** One entry of a manifest on the wire; firstBlock > 0 continues the previous entry's hashes. */
+export interface ManifestEntryMessage {
+  path: Buffer;
+  type: ManifestEntryType;
+  size: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  mtimeNs: bigint;
+  rdev: number;
+  target: Buffer;
+  xattrs: Array<{ name: Buffer; value: Buffer }>;
+  nlink: number;
+  linkKey: string;
+  blockSize: number;
+  firstBlock: number;
+  blockHashes: Buffer;
+}
+
+/** Target to source: a slice of the manifest; the last one has done set. */
+export interface ManifestChunkMessage {
+  type: 'manifestChunk';
+  requestId: number;
+  entries: ManifestEntryMessage[];
+  done: boolean;
+  /** The target's checkpoint when its scan began; 0 while it still waits for atSeq. */
+  atSeq: Seq;
+  /** The target's checkpoint now. */
+  checkpointSeq: Seq;
+}
+
+/** Target to source: the manifest cannot be made; the link closes after it. */
+export interface ManifestErrorMessage {
+  type: 'manifestError';
+  requestId: number;
+  code: string;
+  message: string;
+}
+
 /** Every message a link carries, discriminated by `type`. */
 export type WireMessage =
   | AdmitMessage
@@ -85,7 +143,10 @@ export type WireMessage =
   | BatchMessage
   | AckMessage
   | HeartbeatMessage
-  | ErrorMessage;
+  | ErrorMessage
+  | ManifestRequestMessage
+  | ManifestChunkMessage
+  | ManifestErrorMessage;
 
 /** The `type` of a WireMessage. */
 export type WireMessageType = WireMessage['type'];
