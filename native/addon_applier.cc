@@ -46,6 +46,20 @@ Napi::Object result_to_js(Napi::Env env, const ApplyResult& r) {
     reasons.Set(reason, Napi::Number::New(env, static_cast<double>(count)));
   }
   out.Set("skipReasons", reasons);
+  Napi::Array marks = Napi::Array::New(env, r.sync_marks.size());
+  for (size_t i = 0; i < r.sync_marks.size(); ++i) {
+    const SyncMark& m = r.sync_marks[i];
+    Napi::Object js = Napi::Object::New(env);
+    js.Set("seq", Napi::Number::New(env, static_cast<double>(m.seq)));
+    js.Set("kind", Napi::String::New(env, record_kind_name(m.kind)));
+    js.Set("syncId", Napi::BigInt::New(env, m.sync_id));
+    js.Set("flags", Napi::Number::New(env, m.flags));
+    js.Set("path", Napi::Buffer<char>::Copy(env, m.path.data(), m.path.size()));
+    js.Set("entries", Napi::Number::New(env, static_cast<double>(m.entries)));
+    js.Set("dataBytes", Napi::Number::New(env, static_cast<double>(m.data_bytes)));
+    marks.Set(static_cast<uint32_t>(i), js);
+  }
+  out.Set("syncMarks", marks);
   return out;
 }
 

@@ -488,6 +488,195 @@ Outcome apply_symlink(Ctx& c, PayloadReader& r) {
 }
 
 
+// ---- ADOPT, SYNC_BEGIN, SYNC_END ------------------------------------------------------
+// ADOPT makes whatever is at a path the source's object without discarding content that may
+// already be right (docs/journal-format.md, "Synchronisation kinds"): sync then sends only
+// the blocks that differ.
+
+/** A decoded ADOPT. */
+struct Adoption {
+  uint64_t fid = 0;
+  mode_t type = 0, perm = 0;
+  uint32_t uid = 0, gid = 0;
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+  std::string_view path;
+};
+
+int write_all(int fd, const char* data, size_t size, uint64_t offset);
+
+/** Copies all of `from` into `to` (both open); 0 or errno. */
+int copy_content(int from, int to) {
+  char buf[64 * 1024];
+  uint64_t at = 0;
+  for (;;) {
+    const ssize_t n = pread(from, buf, sizeof buf, static_cast<off_t>(at));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    if (n == 0) return 0;
+    if (const int err = write_all(to, buf, static_cast<size_t>(n), at); err != 0) return err;
+    at += static_cast<uint64_t>(n);
+  }
+}
+
+/**
+ * Gives the regular file at `p` an inode of its own with the same content, so that adopting
+ * it cannot change the other names of a hard link the source does not have. The copy is
+ * made unnamed (O_TMPFILE), named beside the file and renamed over it. 0 or errno.
+ */
+int unshare_file(const Place& p, uint64_t fid) {
+  const Fd from(openat(p.dir.get(), p.name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+                                                       O_CLOEXEC));
+  if (from.get() < 0) return errno;
+  struct stat st;
+  if (fstat(from.get(), &st) < 0) return errno;
+  if (!S_ISREG(st.st_mode)) return EINVAL;
+  const Fd to(openat(p.dir.get(), ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, st.st_mode & 07777));
+  if (to.get() < 0) return errno;
+  if (const int err = copy_content(from.get(), to.get()); err != 0) return err;
+  char tmp[64];
+  std::snprintf(tmp, sizeof tmp, ".understudy-adopt-%016llx",
+                static_cast<unsigned long long>(fid));
+  unlinkat(p.dir.get(), tmp, 0);  // a leftover of a crash here; it is ours
+  if (linkat(to.get(), "", p.dir.get(), tmp, AT_EMPTY_PATH) < 0) return errno;
+  if (renameat(p.dir.get(), tmp, p.dir.get(), p.name.c_str()) < 0) {
+    const int err = errno;
+    unlinkat(p.dir.get(), tmp, 0);
+    return err;
+  }
+  return 0;
+}
+
+/** Creates an empty file or directory for `k` at `p`; 0 or errno. */
+int make_adopted(const Place& p, const Adoption& k) {
+  if (k.type == S_IFDIR) return mkdirat(p.dir.get(), p.name.c_str(), k.perm) < 0 ? errno : 0;
+  const int fd = openat(p.dir.get(), p.name.c_str(),
+                        O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, k.perm);
+  if (fd < 0) return errno;
+  ::close(fd);
+  return 0;
+}
+
+/** Size (files) and mtime: through an fd checked to be the inode looked up. */
+Outcome set_adopted_size_and_mtime(Ctx& c, const Place& p, const Adoption& k) {
+  if (k.type == S_IFDIR) {
+    if (const int err = set_mtime_at(p.dir.get(), p.name, k.mtime_ns); err != 0) {
+      return c.fail(k.path, err, "cannot set the mtime");
+    }
+    return Outcome::CONTINUE;
+  }
+  const Fd fd(openat(p.dir.get(), p.name.c_str(),
+                     O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+  if (fd.get() < 0) return c.fail(k.path, errno, "cannot open the file");
+  struct stat st;
+  if (fstat(fd.get(), &st) < 0) return c.fail(k.path, errno, "cannot stat the opened file");
+  if (!S_ISREG(st.st_mode)) return c.fail(k.path, EAGAIN, "the file changed while adopting it");
+  if (static_cast<uint64_t>(st.st_size) != k.size &&
+      ftruncate(fd.get(), static_cast<off_t>(k.size)) < 0) {
+    return c.fail(k.path, errno, "cannot set the size");
+  }
+  if (const int err = set_mtime_fd(fd.get(), k.mtime_ns); err != 0) {
+    return c.fail(k.path, err, "cannot set the mtime");
+  }
+  return Outcome::CONTINUE;
+}
+
+/** Missing: created. Another type: replaced. Then fid, owner, mode, size, mtime. */
+Outcome adopt(Ctx& c, const Adoption& k) {
+  Place p;
+  bool parent_missing;
+  if (const Outcome o = resolve(c, k.path, false, &p, &parent_missing); o != Outcome::CONTINUE) {
+    return o;
+  }
+  if (parent_missing) {
+    return c.fail(k.path, ENOENT, "the parent directory is missing (sync adopts parents "
+                                  "first: was the parent's ADOPT refused?)");
+  }
+  Holds holds;
+  struct stat st;
+  uint64_t found;
+  if (const int err = lookup(p, k.fid, &holds, &st, &found); err != 0) {
+    return c.fail(k.path, err, "cannot look up the path");
+  }
+  const bool untouched = holds == Holds::MATCH && (st.st_mode & S_IFMT) == k.type &&
+                         (st.st_mode & 07777) == k.perm && st.st_uid == k.uid &&
+                         st.st_gid == k.gid &&
+                         (k.type == S_IFDIR || static_cast<uint64_t>(st.st_size) == k.size);
+  if (holds != Holds::MISSING && (st.st_mode & S_IFMT) != k.type) {
+    // Never a recursive delete: sync sets aside what is in the way before its records.
+    if (const int err = displace(p, st); err != 0) {
+      return c.fail(k.path, err, "cannot replace the object of another type in the way (a "
+                                 "directory that still has entries is never removed "
+                                 "recursively: move it away, then sync again)");
+    }
+    holds = Holds::MISSING;
+  }
+  if (holds == Holds::MISSING) {
+    if (const int err = make_adopted(p, k); err != 0) {
+      return c.fail(k.path, err, "cannot create the object");
+    }
+  } else if (k.type == S_IFREG && holds != Holds::MATCH && st.st_nlink > 1) {
+    if (const int err = unshare_file(p, k.fid); err != 0) {
+      return c.fail(k.path, err, "cannot give the file an inode of its own (hard link)");
+    }
+  }
+  if (holds != Holds::MATCH) {
+    if (const int err = set_fid(p, k.fid); err != 0) {
+      return c.fail(k.path, err, "cannot set the fid xattr");
+    }
+  }
+  if (fchownat(p.dir.get(), p.name.c_str(), k.uid, k.gid, AT_SYMLINK_NOFOLLOW) < 0) {
+    return c.fail(k.path, errno, "cannot set the owner");
+  }
+  if (const int err = chmod_at(p.dir.get(), p.name, k.perm); err != 0) {
+    return c.fail(k.path, err, "cannot set the mode");
+  }
+  if (const Outcome o = set_adopted_size_and_mtime(c, p, k); o != Outcome::CONTINUE) return o;
+  return untouched ? c.skip("already applied") : Outcome::APPLIED;
+}
+
+Outcome apply_adopt(Ctx& c, PayloadReader& r) {
+  Adoption k;
+  k.fid = r.u64();
+  const uint32_t mode = r.u32();
+  k.uid = r.u32();
+  k.gid = r.u32();
+  k.size = r.u64();
+  k.mtime_ns = r.i64();
+  k.path = r.bytes(PATH_BYTES_MAX);
+  if (!r.ok() || !r.at_end()) return c.corrupt("ADOPT payload does not parse");
+  k.type = mode & S_IFMT;
+  k.perm = mode & 07777;
+  if (k.type != S_IFREG && k.type != S_IFDIR) {
+    return c.fail_code(k.path, "APPLY_RECORD_INVALID", "ADOPT of a type other than a regular "
+                                                       "file or a directory");
+  }
+  if (k.size > static_cast<uint64_t>(LLONG_MAX)) return c.fail(k.path, EFBIG, "size out of range");
+  return adopt(c, k);
+}
+
+/** SYNC_BEGIN and SYNC_END change nothing in the replica; the caller tracks the span. */
+Outcome apply_sync_mark(Ctx& c, PayloadReader& r) {
+  SyncMark m;
+  m.seq = c.header.seq;
+  m.kind = c.header.kind;
+  m.sync_id = r.u64();
+  if (c.header.kind == static_cast<uint16_t>(RecordKind::SYNC_BEGIN)) {
+    m.flags = r.u32();
+    const std::string_view path = r.bytes(PATH_BYTES_MAX);
+    m.path.assign(path.data(), path.size());
+    if (r.ok() && !path_is_valid(path)) {
+      return c.fail_code(path, "APPLY_PATH_INVALID", "SYNC_BEGIN subtree is not a vault path");
+    }
+  } else {
+    m.entries = r.u64();
+    m.data_bytes = r.u64();
+  }
+  if (!r.ok() || !r.at_end()) return c.corrupt("SYNC_BEGIN/SYNC_END payload does not parse");
+  c.result->sync_marks.push_back(std::move(m));
+  return Outcome::APPLIED;
+}
+
 // ---- LINK, UNLINK, RMDIR, RENAME ------------------------------------------------------
 
 /** What a path holds; a missing parent counts as a missing path. */
@@ -1019,6 +1208,9 @@ Outcome apply_record(Ctx& c, const uint8_t* payload) {
     case RecordKind::SETXATTR: return apply_setxattr(c, r);
     case RecordKind::REMOVEXATTR: return apply_removexattr(c, r);
     case RecordKind::FALLOCATE: return apply_fallocate(c, r);
+    case RecordKind::ADOPT: return apply_adopt(c, r);
+    case RecordKind::SYNC_BEGIN:
+    case RecordKind::SYNC_END: return apply_sync_mark(c, r);
   }
   return c.corrupt("unknown record kind");
 }

@@ -30,6 +30,17 @@ struct ApplyError {
   std::string message;  // names the record and what to do
 };
 
+/** A SYNC_BEGIN or SYNC_END the batch carried (they change nothing; the caller tracks them). */
+struct SyncMark {
+  uint64_t seq = 0;
+  uint16_t kind = 0;       // RecordKind::SYNC_BEGIN or SYNC_END
+  uint64_t sync_id = 0;
+  uint32_t flags = 0;      // SYNC_BEGIN: SYNC_FLAG_*
+  std::string path;        // SYNC_BEGIN: the subtree ("" = the whole vault)
+  uint64_t entries = 0;    // SYNC_END: entries emitted
+  uint64_t data_bytes = 0; // SYNC_END: data bytes emitted
+};
+
 /** Outcome of one batch. */
 struct ApplyResult {
   uint64_t applied = 0;
@@ -40,6 +51,7 @@ struct ApplyResult {
   uint64_t stopped_at = 0;
   // Why records were skipped: reason -> count ("already-applied", "superseded", ...).
   std::vector<std::pair<std::string, uint64_t>> skip_reasons;
+  std::vector<SyncMark> sync_marks;  // in seq order; counted as applied
 };
 
 /** Failure of a whole batch (not of one record): the caller must not checkpoint. */

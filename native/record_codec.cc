@@ -70,7 +70,9 @@ const char* record_kind_name(uint16_t kind) {
   static constexpr const char* NAMES[] = {
       "UNKNOWN",  "CREATE", "MKDIR",   "SYMLINK", "LINK",     "UNLINK",
       "RMDIR",    "RENAME", "WRITE",   "TRUNCATE", "CHMOD",   "CHOWN",
-      "UTIMENS",  "SETXATTR", "REMOVEXATTR", "FALLOCATE"};
+      "UTIMENS",  "SETXATTR", "REMOVEXATTR", "FALLOCATE", "SYNC_BEGIN", "ADOPT",
+      "SYNC_END"};
+  static_assert(sizeof NAMES / sizeof NAMES[0] == RECORD_KIND_MAX + 1);
   return kind <= RECORD_KIND_MAX ? NAMES[kind] : "UNKNOWN";
 }
 

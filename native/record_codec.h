@@ -39,8 +39,16 @@ enum class RecordKind : uint16_t {
   SETXATTR = 13,
   REMOVEXATTR = 14,
   FALLOCATE = 15,
+  // Synchronisation (docs/journal-format.md, "Synchronisation kinds").
+  SYNC_BEGIN = 16,
+  ADOPT = 17,
+  SYNC_END = 18,
 };
-inline constexpr uint16_t RECORD_KIND_MAX = 15;
+inline constexpr uint16_t RECORD_KIND_MAX = 18;
+
+/** SYNC_BEGIN flags. */
+inline constexpr uint32_t SYNC_FLAG_CHECKSUM = 1;
+inline constexpr uint32_t SYNC_FLAG_DELETE = 2;
 
 /** Name of a kind for messages ("WRITE"); "UNKNOWN" for anything else. */
 const char* record_kind_name(uint16_t kind);

@@ -161,6 +161,23 @@ struct Batch {
     w.bytes(std::string_view(path));
     end(RecordKind::FALLOCATE);
   }
+  void adopt(uint64_t fid, uint32_t mode, uint64_t size, const char* path, int64_t t,
+             uint32_t uid = 0, uint32_t gid = 0) {
+    auto w = begin();
+    w.u64(fid); w.u32(mode); w.u32(uid); w.u32(gid); w.u64(size); w.i64(T + t);
+    w.bytes(std::string_view(path));
+    end(RecordKind::ADOPT);
+  }
+  void sync_begin(uint64_t id, uint32_t flags, const char* path) {
+    auto w = begin();
+    w.u64(id); w.u32(flags); w.bytes(std::string_view(path));
+    end(RecordKind::SYNC_BEGIN);
+  }
+  void sync_end(uint64_t id, uint64_t entries, uint64_t bytes) {
+    auto w = begin();
+    w.u64(id); w.u64(entries); w.u64(bytes);
+    end(RecordKind::SYNC_END);
+  }
 };
 
 // ---- applying -------------------------------------------------------------------------
@@ -658,6 +675,102 @@ void test_replay_conflict_is_reported() {
 
 }  // namespace
 
+namespace {
+
+void put_file(const std::string& path, const std::string& content) {
+  const int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0600);
+  CHECK(fd >= 0 && write(fd, content.data(), content.size()) ==
+                       static_cast<ssize_t>(content.size()));
+  if (fd >= 0) ::close(fd);
+}
+
+/** A stale target: what an earlier era, a restore or an operator left in the replica. */
+void make_stale_tree(const TmpDir& root) {
+  put_file(root / "stale", "hello, world");  // no fid xattr: never made by the applier
+  CHECK(::mkdir((root / "was-dir").c_str(), 0755) == 0);
+  put_file(root / "was-file", "old");
+  CHECK(::mkdir((root / "full-dir").c_str(), 0755) == 0);
+  put_file(root / "full-dir/keep", "keep me");
+  put_file(root / "h1", "linked");
+  CHECK(link((root / "h1").c_str(), (root / "h2").c_str()) == 0);
+}
+
+Batch adopt_batch() {
+  Batch b;
+  b.sync_begin(7, SYNC_FLAG_CHECKSUM, "");
+  b.adopt(30, S_IFREG | 0640, 5, "stale", 1, 1000, 1001);    // content kept, cut to 5
+  b.adopt(31, S_IFDIR | 0750, 0, "new-dir", 2);               // missing: created
+  b.adopt(32, S_IFREG | 0600, 3, "new-dir/new", 3);           // missing: created, extended
+  b.adopt(33, S_IFREG | 0644, 0, "was-dir", 4);               // an empty dir: replaced
+  b.adopt(34, S_IFDIR | 0700, 0, "was-file", 5);              // a file: replaced
+  b.adopt(35, S_IFREG | 0644, 0, "full-dir", 6);              // refused, nothing deleted
+  b.adopt(36, S_IFREG | 0644, 6, "h1", 7);                    // own inode: h2 untouched
+  b.write(36, 0, "h1", "LINKED", 8);
+  b.utimens(31, 9, 9, "new-dir");  // directory times last: their entries changed above
+  b.utimens(0, 10, 10, "");
+  b.sync_end(7, 7, 6);
+  return b;
+}
+
+void check_adopted(const TmpDir& root, const Run& run) {
+  struct stat st{};
+  CHECK(read_file(root / "stale") == "hello" && fid_of(root / "stale") == 30);
+  CHECK(lstat((root / "stale").c_str(), &st) == 0 && (st.st_mode & 07777) == 0640);
+  CHECK(st.st_uid == 1000 && st.st_gid == 1001 && st.st_mtim.tv_nsec == (T + 1) % 1000000000);
+  CHECK(lstat((root / "new-dir").c_str(), &st) == 0 && S_ISDIR(st.st_mode));
+  CHECK((st.st_mode & 07777) == 0750 && fid_of(root / "new-dir") == 31);
+  CHECK(read_file(root / "new-dir/new") == std::string(3, '\0'));
+  CHECK(lstat((root / "was-dir").c_str(), &st) == 0 && S_ISREG(st.st_mode));
+  CHECK(lstat((root / "was-file").c_str(), &st) == 0 && S_ISDIR(st.st_mode));
+  CHECK(fid_of(root / "was-file") == 34);
+  CHECK(read_file(root / "full-dir/keep") == "keep me");
+  CHECK(has_error(run, 7, "ENOTEMPTY"));
+  CHECK(read_file(root / "h1") == "LINKED" && read_file(root / "h2") == "linked");
+  CHECK(lstat((root / "h2").c_str(), &st) == 0 && st.st_nlink == 1);
+}
+
+void test_adopt() {
+  TmpDir root("adopt");
+  make_stale_tree(root);
+  const Batch b = adopt_batch();
+  const Run run = apply_bytes(root.path, b.bytes());
+  CHECK(run.ok && run.result.errors.size() == 1);
+  check_adopted(root, run);
+  CHECK(run.result.sync_marks.size() == 2);
+  if (run.result.sync_marks.size() == 2) {
+    const SyncMark& begin = run.result.sync_marks[0];
+    const SyncMark& end = run.result.sync_marks[1];
+    CHECK(begin.seq == 1 && begin.sync_id == 7 && begin.flags == SYNC_FLAG_CHECKSUM);
+    CHECK(end.seq == b.records.size() && end.entries == 7 && end.data_bytes == 6);
+  }
+  // Re-applying (a restart without the high-water mark) changes nothing.
+  const auto before = snapshot(root.path);
+  forget_mark(root.path);
+  const Run again = apply_bytes(root.path, b.bytes());
+  CHECK(again.ok);
+  check_adopted(root, again);
+  CHECK(same_tree(before, snapshot(root.path), "adopt re-applied"));
+  CHECK(again.result.skipped >= 4);
+}
+
+void test_adopt_is_confined() {
+  TmpDir root("adopt-confined"), outside("adopt-outside");
+  put_file(outside / "victim", "untouched");
+  CHECK(symlink(outside.path.c_str(), (root / "out").c_str()) == 0);
+  Batch b;
+  b.adopt(41, S_IFREG | 0644, 0, "../victim", 1);
+  b.adopt(42, S_IFLNK | 0777, 0, "l", 2);
+  b.adopt(43, S_IFREG | 0644, 0, "", 3);
+  const Run run = apply_bytes(root.path, b.bytes());
+  CHECK(has_error(run, 1, "APPLY_PATH_INVALID") && has_error(run, 2, "APPLY_RECORD_INVALID"));
+  CHECK(has_error(run, 3, "APPLY_PATH_INVALID"));
+  b.adopt(40, S_IFREG | 0644, 0, "out/victim", 4);  // through a symlink out of the root
+  check_stops(root.path, b, "EXDEV");
+  CHECK(read_file(outside / "victim") == "untouched");
+}
+
+}  // namespace
+
 int main() {
   if (geteuid() != 0) {
     const char* ci = std::getenv("CI");
@@ -675,6 +788,8 @@ int main() {
   test_hostile_records();
   test_corrupt_batches();
   test_fallocate_fallback();
+  test_adopt();
+  test_adopt_is_confined();
   if (failures == 0) std::printf("applier_test: ok\n");
   return failures == 0 ? 0 : 1;
 }

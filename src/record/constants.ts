@@ -42,9 +42,16 @@ export enum RecordKind {
   SETXATTR = 13,
   REMOVEXATTR = 14,
   FALLOCATE = 15,
+  SYNC_BEGIN = 16,
+  ADOPT = 17,
+  SYNC_END = 18,
 }
 /** Highest kind a version 1 reader accepts. */
-export const RECORD_KIND_MAX = 15;
+export const RECORD_KIND_MAX = 18;
+/** SYNC_BEGIN flag: the sync compared every file by block checksums (`--checksum`). */
+export const SYNC_FLAG_CHECKSUM = 1;
+/** SYNC_BEGIN flag: objects only on the target are removed, not set aside (`--delete`). */
+export const SYNC_FLAG_DELETE = 2;
 
 /** The name of a record kind ("WRITE"). */
 export type RecordKindName = keyof typeof RecordKind;

@@ -50,3 +50,15 @@ t.test('describeRecord shows non-UTF-8 names as base64 with a flag', async (t) =
   t.notOk('nameEncoding' in described);
   t.equal(Buffer.from(name.toString('base64'), 'base64').compare(name), 0);
 });
+
+t.test('formatRecord shows the sync kinds, with no path for SYNC_END', async (t) => {
+  const end: Payload = { kind: 'SYNC_END', syncId: 3n, entries: 10n, dataBytes: 4096n };
+  t.equal(formatRecord({ header: header(RecordKind.SYNC_END), payload: end }),
+    'seq=12 epoch=1 SYNC_END syncId=3 entries=10 dataBytes=4096');
+  const adopt: Payload = { kind: 'ADOPT', fid: 4n as Fid, mode: 0o100600, uid: 1, gid: 2,
+    size: 9n, mtimeNs: 0n, path: Buffer.from('a') };
+  t.equal(formatRecord({ header: header(RecordKind.ADOPT), payload: adopt }),
+    'seq=12 epoch=1 ADOPT a mode=0100600 uid=1 gid=2 size=9');
+  const described = describeRecord({ header: header(RecordKind.SYNC_END), payload: end });
+  t.equal(described['entries'], '10');
+});

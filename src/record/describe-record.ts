@@ -92,6 +92,10 @@ function details(p: Payload): string {
     case 'REMOVEXATTR': return `name=${formatName(p.name)}`;
     case 'FALLOCATE':
       return `mode=${p.mode} offset=${p.offset} length=${p.length} sizeAfter=${p.sizeAfter}`;
+    case 'SYNC_BEGIN': return `syncId=${p.syncId} flags=${p.flags}`;
+    case 'ADOPT':
+      return `mode=${octal(p.mode)} uid=${p.uid} gid=${p.gid} size=${p.size}`;
+    case 'SYNC_END': return `syncId=${p.syncId} entries=${p.entries} dataBytes=${p.dataBytes}`;
   }
 }
 
@@ -99,6 +103,6 @@ function details(p: Payload): string {
 export function formatRecord(record: RecordView): string {
   const payload = typed(record);
   const { header } = record;
-  return `seq=${header.seq} epoch=${header.epoch} ${payload.kind} ` +
-    `${formatName(payload.path)} ${details(payload)}`;
+  const path = 'path' in payload ? `${formatName(payload.path)} ` : '';
+  return `seq=${header.seq} epoch=${header.epoch} ${payload.kind} ${path}${details(payload)}`;
 }

@@ -36,11 +36,14 @@ const SAMPLES: Payload[] = [
   { kind: 'REMOVEXATTR', fid, path: p('f'), name: Buffer.alloc(XATTR_NAME_BYTES_MAX, 0x61) },
   { kind: 'FALLOCATE', fid, mode: 3, offset: 1n, length: 2n, sizeAfter: 3n, mtimeNs: 4n,
     path: p('f') },
+  { kind: 'SYNC_BEGIN', syncId: (1n << 64n) - 1n, flags: 3, path: p('') },
+  { kind: 'ADOPT', fid, mode: 0o100640, uid: 1, gid: 2, size: 3n, mtimeNs: -4n, path: raw },
+  { kind: 'SYNC_END', syncId: 5n, entries: 6n, dataBytes: 7n },
 ];
 
 t.test('every kind round-trips through encode and decode', async (t) => {
   const kinds = new Set(SAMPLES.map((s) => s.kind));
-  t.equal(kinds.size, 15, 'the samples cover all 15 kinds');
+  t.equal(kinds.size, 18, 'the samples cover all 18 kinds');
   for (const sample of SAMPLES) {
     const bytes = encodePayload(sample);
     t.same(decodePayload(RecordKind[sample.kind], bytes), sample, sample.kind);
@@ -69,7 +72,7 @@ t.test('the vectors decode and re-encode byte for byte', async (t) => {
     seen.add(payload.kind);
     t.ok(encodePayload(payload).equals(bytes), `seq ${seq} ${payload.kind}`);
   }
-  t.equal(seen.size, 15, 'the vectors hold every kind');
+  t.equal(seen.size, 18, 'the vectors hold every kind');
 });
 
 t.test('limits are enforced on encode', async (t) => {
@@ -141,4 +144,18 @@ t.test('decoded names are views into the payload, data included', async (t) => {
   const decoded = decodePayload(RecordKind.WRITE, bytes);
   t.equal(decoded.path.buffer, bytes.buffer);
   t.equal(decoded.kind === 'WRITE' && decoded.data.toString(), 'hello');
+});
+
+t.test('sync payload rules are enforced on decode', async (t) => {
+  const adoptLink = encodePayload({ kind: 'ADOPT', fid, mode: 0o100644, uid: 0, gid: 0,
+    size: 0n, mtimeNs: 0n, path: p('f') });
+  adoptLink.writeUInt32LE(0o120777, 8);
+  t.throws(() => decodePayload(RecordKind.ADOPT, adoptLink), { code: 'RECORD_CORRUPT' },
+    'ADOPT of a symlink');
+  const adoptRoot = encodePayload({ kind: 'SYNC_BEGIN', syncId: 1n, flags: 0, path: p('') });
+  t.throws(() => decodePayload(RecordKind.ADOPT, adoptRoot), { code: 'RECORD_CORRUPT' });
+  t.throws(() => encodePayload({ kind: 'ADOPT', fid, mode: 0o40755, uid: 0, gid: 0, size: 0n,
+    mtimeNs: 0n, path: p('') }), { code: 'RECORD_INVALID' }, 'ADOPT cannot name the root');
+  t.throws(() => encodePayload({ kind: 'SYNC_BEGIN', syncId: 1n, flags: 4, path: p('') }),
+    { code: 'RECORD_INVALID' });
 });

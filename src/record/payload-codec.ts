@@ -64,11 +64,24 @@ export interface FallocatePayload {
   sizeAfter: bigint; mtimeNs: bigint; path: Buffer;
 }
 
+/** A sync of `path` ("" = the whole vault) starts; flags are SYNC_FLAG_*. */
+export interface SyncBeginPayload { kind: 'SYNC_BEGIN'; syncId: bigint; flags: number; path: Buffer }
+/** The object at `path` becomes the source's `fid` with these attributes, content kept. */
+export interface AdoptPayload {
+  kind: 'ADOPT'; fid: Fid; mode: number; uid: number; gid: number; size: bigint;
+  mtimeNs: bigint; path: Buffer;
+}
+/** The sync `syncId` ended after emitting `entries` objects and `dataBytes` of data. */
+export interface SyncEndPayload {
+  kind: 'SYNC_END'; syncId: bigint; entries: bigint; dataBytes: bigint;
+}
+
 /** The typed payload of any record; `kind` is the discriminant. */
 export type Payload =
   | CreatePayload | MkdirPayload | SymlinkPayload | LinkPayload | UnlinkPayload
   | RmdirPayload | RenamePayload | WritePayload | TruncatePayload | ChmodPayload
-  | ChownPayload | UtimensPayload | SetxattrPayload | RemovexattrPayload | FallocatePayload;
+  | ChownPayload | UtimensPayload | SetxattrPayload | RemovexattrPayload | FallocatePayload
+  | SyncBeginPayload | AdoptPayload | SyncEndPayload;
 
 type FieldType = 'fid' | 'u32' | 'u64' | 'ns' | 'path' | 'bytes' | 'data';
 type Field = readonly [name: string, type: FieldType, bytesMax?: number];
@@ -98,14 +111,19 @@ const LAYOUTS: { readonly [K in RecordKindName]: readonly Field[] } = {
   REMOVEXATTR: [['fid', 'fid'], ['path', 'path'], ['name', 'bytes', XATTR_NAME_BYTES_MAX]],
   FALLOCATE: [['fid', 'fid'], ['mode', 'u32'], ['offset', 'u64'], ['length', 'u64'],
     ['sizeAfter', 'u64'], ['mtimeNs', 'ns'], ['path', 'path']],
+  SYNC_BEGIN: [['syncId', 'u64'], ['flags', 'u32'], ['path', 'path']],
+  ADOPT: [['fid', 'fid'], ['mode', 'u32'], ['uid', 'u32'], ['gid', 'u32'], ['size', 'u64'],
+    ['mtimeNs', 'ns'], ['path', 'path']],
+  SYNC_END: [['syncId', 'u64'], ['entries', 'u64'], ['dataBytes', 'u64']],
 };
 
 /** Kinds that act on an object's attributes and so may name the vault root (empty path). */
 const ROOT_KINDS: ReadonlySet<RecordKindName> =
-  new Set(['CHMOD', 'CHOWN', 'UTIMENS', 'SETXATTR', 'REMOVEXATTR']);
+  new Set(['CHMOD', 'CHOWN', 'UTIMENS', 'SETXATTR', 'REMOVEXATTR', 'SYNC_BEGIN']);
 
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
 const CREATE_TYPES: ReadonlySet<number> =
   new Set([0o100000, 0o010000, 0o140000, 0o020000, 0o060000]);
 const U64_MAX = (1n << 64n) - 1n;
@@ -135,10 +153,14 @@ function checkPayloadRules(kind: RecordKindName, fields: Record<string, unknown>
   if (kind === 'MKDIR' && (mode & S_IFMT) !== S_IFDIR) {
     return `MKDIR mode 0${mode.toString(8)} is not a directory`;
   }
+  if (kind === 'ADOPT' && (mode & S_IFMT) !== S_IFREG && (mode & S_IFMT) !== S_IFDIR) {
+    return `ADOPT mode 0${mode.toString(8)} is not a regular file or a directory`;
+  }
   const flags = fields['flags'] as number;
   if ((kind === 'RENAME' || kind === 'SETXATTR') && flags > 2) {
     return `${kind} flags ${flags} are not 0, 1 or 2`;
   }
+  if (kind === 'SYNC_BEGIN' && flags > 3) return `SYNC_BEGIN flags ${flags} are not 0 to 3`;
   return null;
 }
 

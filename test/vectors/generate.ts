@@ -81,6 +81,10 @@ function payloads(): Payload[] {
     { kind: 'MKDIR', fid: fid(107), mode: 0o41777, uid: 0, gid: 0, mtimeNs: MTIME_NS + 20n,
       parentMtimeNs: MTIME_NS + 20n, path: b('tmp') },
     { kind: 'RMDIR', fid: fid(107), parentMtimeNs: MTIME_NS + 21n, path: b('tmp') },
+    { kind: 'SYNC_BEGIN', syncId: 0x0123456789abcdefn, flags: 1, path: b('') },
+    { kind: 'ADOPT', fid: fid(108), mode: 0o100640, uid: 1000, gid: 1000, size: 12345n,
+      mtimeNs: MTIME_NS + 22n, path: b('docs/adopted.db') },
+    { kind: 'SYNC_END', syncId: 0x0123456789abcdefn, entries: 1n, dataBytes: 0n },
   ];
 }
 
@@ -136,6 +140,7 @@ function recordsText(records: VectorRecord[]): string {
     '# <seq> <epoch> <kind number> <time_ns> <payload_hex>',
     '# kinds: 1 CREATE 2 MKDIR 3 SYMLINK 4 LINK 5 UNLINK 6 RMDIR 7 RENAME 8 WRITE 9 TRUNCATE',
     '#        10 CHMOD 11 CHOWN 12 UTIMENS 13 SETXATTR 14 REMOVEXATTR 15 FALLOCATE',
+    '#        16 SYNC_BEGIN 17 ADOPT 18 SYNC_END',
     `# segments framed with segment_bytes_max = ${VECTOR_SEGMENT_BYTES_MAX}`,
   ];
   for (const r of records) {
