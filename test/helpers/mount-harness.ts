@@ -77,7 +77,14 @@ export function tempDir(t: TestLike, prefix: string): string {
   if (process.env.UNDERSTUDY_TEST_KEEP === '1') {
     t.comment(`UNDERSTUDY_TEST_KEEP=1: keeping ${dir}`);
   } else {
-    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    t.teardown(() => {
+      try {
+        rmSync(dir, { recursive: true, force: true });
+      } catch {
+        // Paths past PATH_MAX defeat rmSync; rm(1) walks with fd-relative calls.
+        spawnSync('rm', ['-rf', '--one-file-system', dir], { stdio: 'ignore' });
+      }
+    });
   }
   return dir;
 }
