@@ -6,6 +6,7 @@ import { serveCommand } from './serve-command.js';
 import { statusCommand } from './status-command.js';
 import { demoCommand } from './demo-command.js';
 import { keygenCommand } from './keygen-command.js';
+import { verifyCommand } from './verify-command.js';
 
 /** Builds the `understudy` command tree; each action resolves to an exit code. */
 function program(setExit: (code: number) => void): Command {
@@ -49,6 +50,14 @@ function program(setExit: (code: number) => void): Command {
     .option('--json', 'print JSON')
     .option('--socket <path>', 'ask this control socket only (default: /run/understudy/*.sock)')
     .action(async (options) => setExit(await statusCommand(options)));
+  root.command('verify')
+    .description('compare a vault with its replicas and list every difference (changes nothing)')
+    .argument('<vault>')
+    .option('--target <node>', 'only this target (default: every target of the vault)')
+    .option('--no-checksum', 'compare content by size and mtime only (no block hashes)')
+    .option('--json', 'progress events and a final summary as JSON lines on stdout')
+    .option('--socket <path>', 'the source daemon\'s control socket (default: /run/understudy/*)')
+    .action(async (vault: string, options) => setExit(await verifyCommand(vault, options)));
   root.command('demo')
     .description('a source and a target node in one process over loopback, to try it out')
     .option('--dir <dir>', 'where data/, replica/ and the state go', 'understudy-demo')

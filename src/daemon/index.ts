@@ -6,3 +6,6 @@ export { Node, defaultControlSocket, type NodeOptions } from './node.js';
 export type {
   NodeStatus, StatusReply, SourceVaultStatus, TargetVaultStatus, TargetStatus,
 } from './status.js';
+export type {
+  VerifyReport, TargetVerdict, ReportedDifference,
+} from './verify-service.js';

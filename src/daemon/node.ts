@@ -13,8 +13,12 @@ import { Applier } from '../replayer/index.js';
 import { CheckpointStore } from '../replayer/checkpoint-store.js';
 import { Receiver, type ReceiverVault } from '../replayer/receiver.js';
 import { clearStaleReplicaBind, protectReplica } from '../replayer/receiver-replica.js';
-import { connectTls, listenTls, type Security, type WireServer } from '../wire/index.js';
+import type { XattrReader } from '../sync/index.js';
+import {
+  connectTls, listenTls, type Link, type Security, type WireServer,
+} from '../wire/index.js';
 import { canRestoreSync, syncWatermark } from './sync-watermark.js';
+import { VerifyService, nativeXattrReader, replicaScanner } from './verify-service.js';
 import {
   journalExtent, targetLag, type NodeStatus, type SourceVaultStatus, type TargetVaultStatus,
 } from './status.js';
@@ -103,6 +107,7 @@ export class Node {
   readonly #servers: WireServer[] = [];
   readonly #controls: ControlServer[] = [];
   #receiver: Receiver | null = null;
+  #verify: VerifyService | null = null;
   #stopping: Promise<void> | null = null;
 
   private constructor(config: NodeConfig, log: Logger) {
@@ -130,7 +135,8 @@ export class Node {
     const { node } = this.#config;
     mkdirSync(node.stateDir, { recursive: true, mode: 0o700 });
     const security = readSecurity(this.#config);
-    this.#startTargets();
+    const xattrs = nativeXattrReader(this.#log);
+    this.#startTargets(xattrs);
     const receiver = this.#receiver;
     for (const address of node.listen) {
       this.#servers.push(await listenTls({ ...security, host: address.host, port: address.port,
@@ -145,17 +151,42 @@ export class Node {
     for (const vault of vaultsAsSource(this.#config)) {
       await this.#startSource(vault, security, options.segmentBytesMax);
     }
+    this.#verify = this.#verifyService(security, xattrs);
+    const verify = this.#verify;
     const sockets = options.controlSockets ??
       [...new Set([node.controlSocket, defaultControlSocket(node.id)])];
     for (const socket of sockets) {
       const control = new ControlServer(socket);
       control.handle('status', async () => ({ nodes: [await this.status()] }));
+      control.handle('verify', (params, emit) => verify.verify(params, emit));
       await control.listen();
       this.#controls.push(control);
     }
   }
 
-  #startTargets(): void {
+  /** `understudy verify` (docs/sync.md): manifests from targets over links of their own. */
+  #verifyService(security: Security, xattrs: XattrReader | null): VerifyService {
+    const dial = async (target: string): Promise<Link> => {
+      const peer = this.#config.peers.find((p) => p.id === target);
+      let failure: unknown = new Error(`no address for node ${target}`);
+      for (const address of peer?.addresses ?? []) {
+        try {
+          return await connectTls({ ...security, host: address.host, port: address.port,
+            expectNodeId: target, log: this.#log,
+            handshakeTimeoutMs: Math.max(3 * this.#config.node.heartbeatIntervalMs, 2000) });
+        } catch (error) {
+          failure = error;
+        }
+      }
+      throw failure;
+    };
+    return new VerifyService({ nodeId: this.#config.node.id, xattrs, log: this.#log,
+      sources: () => this.#sources.map((s) => ({ name: s.config.name, path: s.config.path,
+        targets: s.config.targets.map((t) => t.node), lastSeq: () => s.mount.stats().lastSeq,
+        dial })) });
+  }
+
+  #startTargets(xattrs: XattrReader | null): void {
     const { node } = this.#config;
     const vaults: ReceiverVault[] = [];
     for (const vault of vaultsAsTarget(this.#config)) {
@@ -173,7 +204,8 @@ export class Node {
     if (vaults.length === 0) return;
     this.#receiver = new Receiver({ nodeId: node.id, vaults, log: this.#log,
       heartbeatIntervalMs: node.heartbeatIntervalMs,
-      liveness: (now) => new LinkLiveness(node.heartbeatIntervalMs, now) });
+      liveness: (now) => new LinkLiveness(node.heartbeatIntervalMs, now),
+      manifestScanner: replicaScanner(xattrs) });
   }
 
   async #startSource(vault: VaultConfig, security: Security, segmentBytesMax?: number):
