@@ -4,7 +4,7 @@
 // the understudy columns need the project built (`npm run build`).
 
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +30,8 @@ each repetition, and prints a Markdown table of medians (min–max) and ratios t
   --dir DIR             where the plain directory, backing trees and journals go;
                         default /var/tmp (must not be tmpfs)
   --out FILE            JSON results; default /tmp/understudy-bench/fs-<date>.json
+  --nofile N|inherit    RLIMIT_NOFILE of the FUSE servers (prlimit); default 1048576
+                        (capped at fs.nr_open): servers keep an fd per known inode
 Needs root and /dev/fuse for the FUSE columns; installs fio (apt) and fuse-native (npm, into
 /tmp/understudy-bench-fuse-native) when missing.`;
 
@@ -39,7 +41,8 @@ function parseCli(argv) {
     options: {
       reps: { type: 'string', default: '3' }, size: { type: 'string', default: 'full' },
       only: { type: 'string' }, configs: { type: 'string' }, dir: { type: 'string' },
-      out: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      out: { type: 'string' }, nofile: { type: 'string', default: '1048576' },
+      help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) return { help: true };
@@ -49,6 +52,10 @@ function parseCli(argv) {
   const reps = Number(values.reps);
   if (!Number.isInteger(reps) || reps < 1 || reps > 50) throw new Error('--reps takes 1..50');
   if (!(values.size in SIZES)) throw new Error('--size takes small or full');
+  const nofile = values.nofile === 'inherit' ? null : Number(values.nofile);
+  if (nofile !== null && !(Number.isInteger(nofile) && nofile >= 1024)) {
+    throw new Error('--nofile takes an integer >= 1024 or `inherit`');
+  }
   const pick = (list, arg, what) => {
     if (arg === undefined) return list;
     const ids = arg.split(',').map((s) => s.trim()).filter(Boolean);
@@ -58,7 +65,7 @@ function parseCli(argv) {
     return list.filter((x) => ids.includes(x.id) || (what === 'configuration' && x.id === 'plain'));
   };
   return {
-    reps, size: values.size,
+    reps, size: values.size, nofile,
     workloads: pick(WORKLOADS, values.only, 'workload'),
     configs: pick(CONFIGS, values.configs, 'configuration'),
     baseDir: resolve(values.dir ?? '/var/tmp'),
@@ -67,6 +74,7 @@ function parseCli(argv) {
 }
 
 const say = (line) => process.stderr.write(`${line}\n`);
+const fmtS = (ms) => `${(ms / 1000).toFixed(1)} s`;
 
 async function ensureFio(session) {
   if ((await session.run('sh', ['-c', 'command -v fio'])).code === 0) return;
@@ -128,6 +136,8 @@ async function probeConfigs(session, configs) {
 async function runOnce(session, config, workload, ctx, tag) {
   const runDir = join(session.workDir, tag);
   mkdirSync(runDir, { recursive: true });
+  const t0 = Date.now();
+  const phaseMs = {};
   let inst;
   try {
     const beforeMount = async (backing) => workload.beforeMount?.(ctx, backing);
@@ -135,11 +145,15 @@ async function runOnce(session, config, workload, ctx, tag) {
       error.startFailed = true;
       throw error;
     }
+    phaseMs.start = Date.now() - t0;
     const c = { ...ctx, dir: inst.dir };
     if (workload.prep) await workload.prep(c);
     await session.check('sync', []);
     const journalBefore = inst.journalDir ? treeBytes(inst.journalDir) : null;
+    const t1 = Date.now();
+    phaseMs.prep = t1 - t0 - phaseMs.start;
     const result = await workload.measure(c);
+    phaseMs.measure = Date.now() - t1;
     const stopProblem = await inst.stop();
     inst = undefined;
     if (stopProblem) {
@@ -150,13 +164,16 @@ async function runOnce(session, config, workload, ctx, tag) {
       const journalDir = join(runDir, 'journal');
       result.journalPerByte = (treeBytes(journalDir) - journalBefore) / result.bytesWritten;
     }
+    result.phaseMs = phaseMs;
     return result;
   } finally {
+    const t2 = Date.now();
     if (inst) await inst.stop();
     if (session.leftoverMounts().every((m) => !m.startsWith(`${runDir}/`))) {
       rmSync(runDir, { recursive: true, force: true });
     }
     if (!session.aborted) await session.run('sync', []);
+    phaseMs.teardown = Date.now() - t2;
   }
 }
 
@@ -196,7 +213,10 @@ async function measureAll(session, opts, configs, ctx) {
           const vals = Object.entries(r.values).map(([k, v]) => `${k} ${v.toFixed(1)}`);
           const j = r.journalPerByte === undefined ? ''
             : `, journal ${r.journalPerByte.toFixed(3)} B/B`;
-          say(`${where}: ${vals.join(', ')}${j}`);
+          const p = r.phaseMs;
+          const phases = `setup ${fmtS(p.start + p.prep)}, measure ${fmtS(p.measure)}, ` +
+            `teardown ${fmtS(p.teardown)}`;
+          say(`${where}: ${vals.join(', ')}${j} (${phases})`);
         } catch (error) {
           if (session.aborted) throw error;
           record(cells, workload, config, rep, null);
@@ -216,7 +236,8 @@ function notes(opts, configs, info, ctx) {
       `${info.cpus} × ${info.cpu}, ${info.memGiB} GiB RAM; commit ${info.commit}.`,
     `Plain directory and every backing tree and journal on ${info.fs.type} ` +
       `(${info.fs.source} at ${info.fs.mountpoint}); fio ${info.fio}, libfuse ${info.libfuse3}, ` +
-      `node ${info.node}.`,
+      `node ${info.node}. FUSE servers run with RLIMIT_NOFILE ` +
+      `${opts.nofileMax ?? 'inherited'}.`,
     `Command: node bench/run.js fs --reps ${opts.reps} --size ${opts.size}` +
       (opts.workloads.length < WORKLOADS.length ?
         ` --only ${opts.workloads.map((w) => w.id).join(',')}` : '') +
@@ -246,6 +267,11 @@ async function main() {
     throw new Error(`--dir ${opts.baseDir} is on ${fsType}: choose a directory on a disk`);
   }
   const session = new Session(opts.baseDir);
+  if (opts.nofile !== null) {
+    const nrOpen = Number(readFileSync('/proc/sys/fs/nr_open', 'utf8'));
+    session.nofileMax = Math.min(opts.nofile, nrOpen);
+  }
+  opts.nofileMax = session.nofileMax;
   session.installSignalHandlers();
   const startedMs = Date.now();
   try {
@@ -254,7 +280,9 @@ async function main() {
     const sizes = SIZES[opts.size];
     const configs = await probeConfigs(session, opts.configs);
     const ctx = { session, sizes, tarball: null };
-    if (opts.workloads.some((w) => w.id === 'untar')) ctx.tarball = await makeTarball(session, sizes);
+    if (opts.workloads.some((w) => w.id === 'untar')) {
+      ctx.tarball = await makeTarball(session, sizes);
+    }
     for (const w of opts.workloads) await w.prepShared?.(ctx);
     say(`bench: work directory ${session.workDir} (${info.fs.type})`);
     const cells = await measureAll(session, opts, configs, ctx);
@@ -274,6 +302,7 @@ async function main() {
     writeFileSync(out, `${JSON.stringify({
       date: new Date().toISOString(), machine: info, options: {
         reps: opts.reps, size: opts.size, sizes, workloads: opts.workloads.map((w) => w.id),
+        nofileMax: opts.nofileMax,
       },
       configs: configs.map((c) => ({ id: c.id, label: c.label, skipped: c.skipped,
         broken: c.broken, failedOn: c.failedOn ?? {} })),

@@ -72,6 +72,8 @@ export class Session {
     this.children = new Set();
     this.aborted = false;
     this.cleaned = false;
+    /** RLIMIT_NOFILE for FUSE servers (null: inherit); set by the CLI. */
+    this.nofileMax = null;
   }
 
   /**
@@ -103,7 +105,9 @@ export class Session {
     if (r.code !== 0) {
       const why = r.timedOut ? 'timed out' : r.error ? r.error.message
         : r.signal ? `killed by ${r.signal}` : `exit ${r.code}`;
-      throw new Error(`${cmd} ${args.join(' ')}: ${why}\n${tail(r.stderr || r.stdout)}`);
+      const output = r.stderr || r.stdout;
+      const cause = output.split('\n').find((l) => /error/i.test(l)) ?? '';
+      throw new Error(`${cmd} ${args.join(' ')}: ${why} ${cause}\n${tail(output)}`);
     }
     return r;
   }
