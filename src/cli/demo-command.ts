@@ -53,7 +53,7 @@ export async function demoCommand(options: DemoCommandOptions): Promise<number> 
   say(`understudy demo: vault "demo" (${mode}) mounted over ${data}, replicated into ${replica}`);
   say(`  source node: ${pair.source.node.stateDir}  (journal in journals/demo)`);
   say(`  target node: ${pair.target.node.stateDir}  (checkpoint in vaults/demo)`);
-  if (mode === 'sync') say('  note: sync mode is not built yet; the vault runs as async');
+  if (mode === 'sync') say('  sync mode: fsync returns once the target has the data durably');
   say('Try, in another shell:');
   say(`  echo hello > ${data}/hello.txt && cat ${replica}/hello.txt`);
   say(`  mkdir ${data}/d && mv ${data}/hello.txt ${data}/d/ && ls -R ${replica}`);
