@@ -7,6 +7,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   understudy::init_mount(env, exports);
   understudy::init_applier(env, exports);
   understudy::init_codec(env, exports);
+  understudy::init_sync(env, exports);
   understudy::init_xattr(env, exports);
   return exports;
 }

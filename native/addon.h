@@ -10,6 +10,8 @@ void init_mount(Napi::Env env, Napi::Object exports);
 void init_applier(Napi::Env env, Napi::Object exports);
 // native/addon_codec.cc: crc32c and record framing helpers shared with the TS reader tests.
 void init_codec(Napi::Env env, Napi::Object exports);
+// native/addon_sync.cc: sync emit (records that bring a target's copy of an object up to date).
+void init_sync(Napi::Env env, Napi::Object exports);
 // native/addon_xattr.cc: listXattrs/getXattr without following symlinks (tree scans).
 void init_xattr(Napi::Env env, Napi::Object exports);
 

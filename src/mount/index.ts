@@ -4,5 +4,5 @@
 // Never: runs JavaScript per file operation (the FUSE threads are native); the onWritten
 // wake-up is coalesced and carries only the newest written seq.
 export { Mount, clearStaleMount, type MountOptions, type MountStats,
-  type SyncPolicy } from './mount.js';
+  type SyncPolicy, type SyncEmitRequest, type SyncEmitResult } from './mount.js';
 export { MountError, MountJournalInsideVaultError } from './errors.js';

@@ -2,7 +2,12 @@ import { realpathSync } from 'node:fs';
 import { relative, isAbsolute, resolve } from 'node:path';
 import { assert } from '../core/index.js';
 import { MountError, MountJournalInsideVaultError, toMountError } from './errors.js';
-import { nativeAddon, type NativeMountStats, type NativeSyncPolicy } from './native.js';
+import {
+  nativeAddon, type NativeMountStats, type NativeSyncPolicy, type SyncEmitRequest,
+  type SyncEmitResult,
+} from './native.js';
+
+export type { SyncEmitRequest, SyncEmitResult };
 
 /**
  * Sync mode (invariant 2): fsync, fdatasync and O_SYNC/O_DSYNC writes return only once the
@@ -140,6 +145,61 @@ export class Mount {
     } catch (error) {
       throw toMountError(error, `cannot flush the journal of ${this.mountpoint}`);
     }
+  }
+
+  /** Largest total of range bytes one syncEmit call takes (callers split bigger work). */
+  static syncEmitBytesMax(): number {
+    return nativeAddon().SYNC_EMIT_BYTES_MAX;
+  }
+
+  /**
+   * Journals the records that make a target's copy of `path` (vault-relative bytes) equal to
+   * the object there now (docs/sync.md): read and journaled under the namespace lock held
+   * exclusive, so no live write falls between (invariant 1). Off the JS thread; resolves once
+   * the records are written. `type: 'missing'` when nothing is at the path any more.
+   */
+  async syncEmit(path: Buffer, request: SyncEmitRequest): Promise<SyncEmitResult> {
+    try {
+      return await nativeAddon().mountSyncEmit(this.#live('syncEmit'), path, request);
+    } catch (error) {
+      throw toMountError(error, `cannot emit sync records for ${path.toString()}`);
+    }
+  }
+
+  /** Journals UTIMENS with the current times of `path` (directories, after their entries). */
+  async syncEmitTimes(path: Buffer): Promise<SyncEmitResult> {
+    try {
+      return await nativeAddon().mountSyncEmitTimes(this.#live('syncEmitTimes'), path);
+    } catch (error) {
+      throw toMountError(error, `cannot emit the times of ${path.toString()}`);
+    }
+  }
+
+  /** Journals SYNC_BEGIN; resolves with its seq. */
+  async syncBegin(syncId: bigint, flags: number, path: Buffer): Promise<number> {
+    try {
+      return await nativeAddon().mountSyncBegin(this.#live('syncBegin'), syncId, flags, path);
+    } catch (error) {
+      throw toMountError(error, `cannot journal SYNC_BEGIN on ${this.mountpoint}`);
+    }
+  }
+
+  /** Journals SYNC_END; resolves with its seq. */
+  async syncEnd(syncId: bigint, entries: number, dataBytes: number): Promise<number> {
+    try {
+      return await nativeAddon().mountSyncEnd(this.#live('syncEnd'), syncId, entries,
+        dataBytes);
+    } catch (error) {
+      throw toMountError(error, `cannot journal SYNC_END on ${this.mountpoint}`);
+    }
+  }
+
+  #live(what: string): object {
+    if (this.#handle === undefined || this.#unmounting !== undefined) {
+      throw new MountError(`${what} on ${this.mountpoint} after unmount`, 'MOUNT_CLOSED',
+        'stop the sync before unmounting');
+    }
+    return this.#handle;
   }
 
   /**

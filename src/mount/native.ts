@@ -11,6 +11,38 @@ export interface NativeMountAddon {
   mountFlush(handle: object): Promise<void>;
   mountUnmount(handle: object): Promise<void>;
   clearStaleMount(path: string): boolean;
+  mountSyncEmit(handle: object, path: Buffer, request: SyncEmitRequest): Promise<SyncEmitResult>;
+  mountSyncEmitTimes(handle: object, path: Buffer): Promise<SyncEmitResult>;
+  mountSyncBegin(handle: object, syncId: bigint, flags: number, path: Buffer): Promise<number>;
+  mountSyncEnd(handle: object, syncId: bigint, entries: number, dataBytes: number):
+    Promise<number>;
+  SYNC_EMIT_BYTES_MAX: number;
+}
+
+/** What sync emit journals for one path (native/sync_emit.h). */
+export interface SyncEmitRequest {
+  /** Files and directories: ADOPT first (default true; false for a continuation). */
+  adopt?: boolean;
+  /** Files: all content (at most SYNC_EMIT_BYTES_MAX bytes). */
+  full?: boolean;
+  /** Files: [offset, length] ranges that differ, at most SYNC_EMIT_BYTES_MAX bytes in all. */
+  ranges?: Array<[number, number]>;
+  /** Emit xattr records (default true). */
+  xattrs?: boolean;
+  /** The target's xattrs; absent: every source xattr is set and none removed. */
+  targetXattrs?: Array<[Buffer, Buffer]>;
+  /** Files: UTIMENS with the final times (default true). */
+  times?: boolean;
+  /** Files: when this path names the same inode, only a LINK from it is emitted. */
+  linkFrom?: Buffer;
+}
+
+/** What sync emit found and journaled. */
+export interface SyncEmitResult {
+  type: 'missing' | 'file' | 'dir' | 'symlink' | 'fifo' | 'socket' | 'char' | 'block';
+  ino: bigint; nlink: number; size: number; mtimeNs: bigint; linked: boolean;
+  /** First and last seq journaled (0 when nothing was). */
+  firstSeq: number; seq: number; records: number; dataBytes: number;
 }
 
 /** Options as the addon takes them (see native/addon_mount.cc). */
