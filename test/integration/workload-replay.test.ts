@@ -4,10 +4,11 @@
 // UNDERSTUDY_WORKLOAD_SEEDS (default "1,2,3") the seeds. UNDERSTUDY_TEST_PLAIN=1 runs the
 // workload on a plain dir and compares with a `cp -a` copy (checks the harness only).
 import t from 'tap';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  PLAIN_MODE, applyJournal, integrationSkipReason, startMount, tempDir,
+  PLAIN_MODE, applyJournal, integrationSkipReason, runCli, startMount, tempDir,
 } from '../helpers/mount-harness.js';
 import { diffTrees, digestTree, formatDifferences, isDirMtimeDifference } from '../helpers/tree-digest.js';
 import {
@@ -73,7 +74,33 @@ if (skipReason !== undefined && process.env.CI !== 'true') {
       const dirMtimeDifferences = differences.filter(isDirMtimeDifference);
       t.same(dirMtimeDifferences, [],
         `directory mtimes converge too:\n${formatDifferences(dirMtimeDifferences)}`);
-      if (PLAIN_MODE) t.comment('plain mode: compared a plain dir with its cp -a copy');
+      if (PLAIN_MODE) {
+        t.comment('plain mode: compared a plain dir with its cp -a copy');
+        return;
+      }
+
+      // Invariant 3: replaying every record again over the finished replica changes nothing.
+      const again = runCli(['journal', 'apply', journal, replica]);
+      t.equal(again.status, 0, 'applying the whole journal a second time succeeds',
+        { stdout: again.stdout, stderr: again.stderr });
+      t.comment(`second apply: ${again.stdout.trim()}`);
+      const afterAgain = diffTrees(backingDigest, digestTree(replica, options), options);
+      t.same(afterAgain, [],
+        `after a second apply the replica still equals backing:\n${formatDifferences(afterAgain)}`);
+
+      // The same without the high-water mark (as after a power cut that lost it): the fid rules
+      // alone must recognise every record as done. docs/applier.md lists this under "Not
+      // handled", so it is reported as todo: a failure shows, but does not fail the suite.
+      const todo = 'mark-less replay (docs/applier.md, Not handled)';
+      execFileSync('setfattr', ['-x', 'trusted.understudy.applied', replica]);
+      const markless = runCli(['journal', 'apply', journal, replica]);
+      t.comment(`apply without the mark: ${markless.stdout.trim()}`);
+      t.equal(markless.status, 0, 'applying the whole journal again without the mark succeeds',
+        { todo, stderr: markless.stderr.split('\n').slice(0, 10).join('\n') });
+      const afterMarkless = diffTrees(backingDigest, digestTree(replica, options), options);
+      t.same(afterMarkless, [],
+        `after a mark-less apply the replica still equals backing:\n${formatDifferences(afterMarkless, 20)}`,
+        { todo });
     });
   }
 }
