@@ -13,8 +13,9 @@ export function bytesText(bytes: number): string {
 /** Seconds as `1h02m`, `3m05s` or `7s`. */
 export function durationText(seconds: number): string {
   const s = Math.max(0, Math.round(seconds));
-  if (s >= 3600) return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, '0')}m`;
-  if (s >= 60) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  const two = (n: number): string => String(n).padStart(2, '0');
+  if (s >= 3600) return `${Math.floor(s / 3600)}h${two(Math.floor(s / 60) % 60)}m`;
+  if (s >= 60) return `${Math.floor(s / 60)}m${two(s % 60)}s`;
   return `${s}s`;
 }
 

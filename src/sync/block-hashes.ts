@@ -76,7 +76,8 @@ export interface HashFileOptions {
 
 /**
  * Hashes a file's blocks up to its end as read now, streaming through one buffer of
- * HASH_READ_BYTES (blocks are hashed incrementally across reads). Opens with O_NOFOLLOW: a path that became a symlink fails (ELOOP).
+ * HASH_READ_BYTES (blocks are hashed incrementally across reads). Opens with O_NOFOLLOW:
+ * a path that became a symlink fails (ELOOP).
  */
 export async function hashFile(path: Buffer | string, blockSize: number,
   options: HashFileOptions = {}): Promise<Buffer> {

@@ -2,7 +2,9 @@ import type { BigIntStats } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { blockSizeFor, hashFile } from './block-hashes.js';
 import { SyncScanError } from './errors.js';
-import { pathText, type EntryType, type Manifest, type ManifestEntry, type Xattr } from './manifest.js';
+import {
+  pathText, type EntryType, type Manifest, type ManifestEntry, type Xattr,
+} from './manifest.js';
 
 /** Xattr names under this prefix are understudy's bookkeeping: never scanned or compared. */
 export const OWN_XATTR_PREFIX = Buffer.from('trusted.understudy.');

@@ -44,7 +44,8 @@ t.test('the decoder refuses paths that could leave a tree, and oversized lists',
   }
   t.equal(manifestPathProblem(Buffer.from('a/.b/c..')), null);
   const chunk: WireMessage = { type: 'manifestChunk', requestId: 1, done: true,
-    atSeq: 1 as never, checkpointSeq: 1 as never, entries: [entry({ path: Buffer.from('a/../b') })] };
+    atSeq: 1 as never, checkpointSeq: 1 as never,
+    entries: [entry({ path: Buffer.from('a/../b') })] };
   t.throws(() => roundTrip(chunk), WireMalformedError);
   const many: WireMessage = { ...chunk,
     entries: Array.from({ length: MANIFEST_CHUNK_ENTRIES_MAX + 1 }, () => entry()) };

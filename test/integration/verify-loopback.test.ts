@@ -68,7 +68,9 @@ if (reason !== undefined) {
     nodes.push(source);
 
     mkdirSync(join(data, 'dir/sub'), { recursive: true });
-    for (let i = 0; i < 12; i += 1) writeFileSync(join(data, 'dir', `f${i}`), `file ${i}\n`.repeat(i));
+    for (let i = 0; i < 12; i += 1) {
+      writeFileSync(join(data, 'dir', `f${i}`), `file ${i}\n`.repeat(i));
+    }
     writeFileSync(join(data, 'big'), Buffer.alloc(3 << 20, 7));
     symlinkSync('dir/f3', join(data, 'link'));
     linkSync(join(data, 'dir/f4'), join(data, 'hard'));
