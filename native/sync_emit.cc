@@ -185,7 +185,8 @@ void emit_ranges(Emitter& e, int opath, const struct stat& st, const SyncEmitReq
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   std::vector<SyncRange> ranges = req.full ? std::vector<SyncRange>{{0, size}} : req.ranges;
   if (ranges.empty()) return;
-  const Fd fd(open(ProcPath(opath).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY));
+  // No O_NOFOLLOW: the magic link is followed to the object, which fstat said is a file.
+  const Fd fd(open(ProcPath(opath).c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
   if (fd.get() < 0) {
     e.err = errno;
     return;

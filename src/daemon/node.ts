@@ -13,7 +13,7 @@ import { Applier } from '../replayer/index.js';
 import { CheckpointStore } from '../replayer/checkpoint-store.js';
 import { Receiver, type ReceiverVault } from '../replayer/receiver.js';
 import { clearStaleReplicaBind, protectReplica } from '../replayer/receiver-replica.js';
-import type { XattrReader } from '../sync/index.js';
+import { SyncService, type XattrReader } from '../sync/index.js';
 import {
   connectTls, listenTls, type Link, type Security, type WireServer,
 } from '../wire/index.js';
@@ -108,6 +108,8 @@ export class Node {
   readonly #controls: ControlServer[] = [];
   #receiver: Receiver | null = null;
   #verify: VerifyService | null = null;
+  #sync: SyncService | null = null;
+  #security: Security | null = null;
   #stopping: Promise<void> | null = null;
 
   private constructor(config: NodeConfig, log: Logger) {
@@ -135,6 +137,7 @@ export class Node {
     const { node } = this.#config;
     mkdirSync(node.stateDir, { recursive: true, mode: 0o700 });
     const security = readSecurity(this.#config);
+    this.#security = security;
     const xattrs = nativeXattrReader(this.#log);
     this.#startTargets(xattrs);
     const receiver = this.#receiver;
@@ -153,18 +156,38 @@ export class Node {
     }
     this.#verify = this.#verifyService(security, xattrs);
     const verify = this.#verify;
+    const sync = this.#syncService(xattrs);
     const sockets = options.controlSockets ??
       [...new Set([node.controlSocket, defaultControlSocket(node.id)])];
     for (const socket of sockets) {
       const control = new ControlServer(socket);
       control.handle('status', async () => ({ nodes: [await this.status()] }));
       control.handle('verify', (params, emit) => verify.verify(params, emit));
+      control.handle('sync', (params, emit) => sync.sync(params, emit));
       await control.listen();
       this.#controls.push(control);
     }
   }
 
   /** `understudy verify` (docs/sync.md): manifests from targets over links of their own. */
+  /** A fresh TLS link to a peer (manifest requests of verify and sync). */
+  async #dialPeer(target: string): Promise<Link> {
+    const security = this.#security;
+    if (security === null) throw new Error('the node is not started');
+    const peer = this.#config.peers.find((p) => p.id === target);
+    let failure: unknown = new Error(`no address for node ${target}`);
+    for (const address of peer?.addresses ?? []) {
+      try {
+        return await connectTls({ ...security, host: address.host, port: address.port,
+          expectNodeId: target, log: this.#log,
+          handshakeTimeoutMs: Math.max(3 * this.#config.node.heartbeatIntervalMs, 2000) });
+      } catch (error) {
+        failure = error;
+      }
+    }
+    throw failure;
+  }
+
   #verifyService(security: Security, xattrs: XattrReader | null): VerifyService {
     const dial = async (target: string): Promise<Link> => {
       const peer = this.#config.peers.find((p) => p.id === target);
@@ -184,6 +207,16 @@ export class Node {
       sources: () => this.#sources.map((s) => ({ name: s.config.name, path: s.config.path,
         targets: s.config.targets.map((t) => t.node), lastSeq: () => s.mount.stats().lastSeq,
         dial })) });
+  }
+
+  /** `understudy sync` (docs/sync.md): sync records through the journal, manifests over links. */
+  #syncService(xattrs: XattrReader | null): SyncService {
+    this.#sync = new SyncService({ nodeId: this.#config.node.id, xattrs, log: this.#log,
+      sources: () => this.#sources.map((s) => ({ name: s.config.name, path: s.config.path,
+        targets: s.config.targets.map((t) => t.node), emitter: s.mount,
+        emitBytesMax: Mount.syncEmitBytesMax(), lastSeq: () => s.mount.stats().lastSeq,
+        dial: (target: string) => this.#dialPeer(target) })) });
+    return this.#sync;
   }
 
   #startTargets(xattrs: XattrReader | null): void {

@@ -21,3 +21,14 @@ export {
   requestManifest, type ManifestRequestLink, type ManifestRequestOptions, type ManifestProgress,
 } from './manifest-exchange.js';
 export { SyncScanError, SyncManifestError } from './errors.js';
+export {
+  planSync, blockRanges, splitRanges, type SyncPlan, type EmitStep, type TimesStep,
+  type PlanOptions,
+} from './sync-plan.js';
+export {
+  runSync, type SyncEmitter, type SyncEmitOutcome, type SetAsideOutcome, type SyncEvent,
+  type SyncRunOptions, type SyncSummary,
+} from './sync-runner.js';
+export {
+  SyncService, SyncError, type SyncSource, type SyncServiceOptions,
+} from './sync-service.js';
