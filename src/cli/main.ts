@@ -7,6 +7,7 @@ import { statusCommand } from './status-command.js';
 import { demoCommand } from './demo-command.js';
 import { keygenCommand } from './keygen-command.js';
 import { verifyCommand } from './verify-command.js';
+import { syncCommand } from './sync-command.js';
 
 /** Builds the `understudy` command tree; each action resolves to an exit code. */
 function program(setExit: (code: number) => void): Command {
@@ -58,6 +59,16 @@ function program(setExit: (code: number) => void): Command {
     .option('--json', 'progress events and a final summary as JSON lines on stdout')
     .option('--socket <path>', 'the source daemon\'s control socket (default: /run/understudy/*)')
     .action(async (vault: string, options) => setExit(await verifyCommand(vault, options)));
+  root.command('sync')
+    .description('bring a vault\'s targets to the source\'s state while writes go on')
+    .argument('<vault>')
+    .option('--target <node>', 'only this target (default: every target of the vault)')
+    .option('--checksum', 'compare every file by block hashes, not only those whose size or ' +
+      'mtime differ')
+    .option('--delete', 'remove objects only the target has (default: keep them)')
+    .option('--json', 'progress events and a final summary as JSON lines on stdout')
+    .option('--socket <path>', 'the source daemon\'s control socket (default: /run/understudy/*)')
+    .action(async (vault: string, options) => setExit(await syncCommand(vault, options)));
   root.command('demo')
     .description('a source and a target node in one process over loopback, to try it out')
     .option('--dir <dir>', 'where data/, replica/ and the state go', 'understudy-demo')
