@@ -32,3 +32,6 @@ export {
 export {
   SyncService, SyncError, type SyncSource, type SyncServiceOptions,
 } from './sync-service.js';
+export {
+  setAsideUnmirrored, type TailRecord, type UnmirroredTail, type SetAsideUnmirroredOptions,
+} from './sync-failback.js';
