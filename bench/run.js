@@ -236,8 +236,7 @@ function notes(opts, configs, info, ctx) {
       `${info.cpus} × ${info.cpu}, ${info.memGiB} GiB RAM; commit ${info.commit}.`,
     `Plain directory and every backing tree and journal on ${info.fs.type} ` +
       `(${info.fs.source} at ${info.fs.mountpoint}); fio ${info.fio}, libfuse ${info.libfuse3}, ` +
-      `node ${info.node}. FUSE servers run with RLIMIT_NOFILE ` +
-      `${opts.nofileMax ?? 'inherited'}.`,
+      `node ${info.node}. FUSE servers' RLIMIT_NOFILE: ${opts.nofileNote}.`,
     `Command: node bench/run.js fs --reps ${opts.reps} --size ${opts.size}` +
       (opts.workloads.length < WORKLOADS.length ?
         ` --only ${opts.workloads.map((w) => w.id).join(',')}` : '') +
@@ -251,11 +250,53 @@ function notes(opts, configs, info, ctx) {
       lines.push(`- ${c.label}, ${w}: failed: ${why.split('\n')[0]}`);
     }
   }
+  if (opts.smallFilesNote) lines.push(`- ${opts.smallFilesNote}.`);
   if (ctx.tarball) {
     lines.push(`- tarball: ${ctx.tarball.entries} entries, ` +
       `${(ctx.tarball.bytes / 2 ** 20).toFixed(0)} MiB, read from the page cache.`);
   }
   return lines.join('\n');
+}
+
+/** Hard RLIMIT_NOFILE of this process (what children inherit). */
+function nofileHard() {
+  const line = readFileSync('/proc/self/limits', 'utf8').split('\n')
+    .find((l) => l.startsWith('Max open files'));
+  const hard = line?.trim().split(/\s+/)[4];
+  return hard === undefined || hard === 'unlimited' ? Infinity : Number(hard);
+}
+
+/**
+ * Raises RLIMIT_NOFILE for the FUSE servers when this machine allows it (needs
+ * CAP_SYS_RESOURCE above the hard limit); returns a note on what they run with.
+ */
+async function setServerNofile(session, wanted) {
+  if (wanted === null) return `inherited (${nofileHard()})`;
+  const nrOpen = Number(readFileSync('/proc/sys/fs/nr_open', 'utf8'));
+  const n = Math.min(wanted, nrOpen);
+  const r = await session.run('prlimit', [`--nofile=${n}:${n}`, '--', 'true']);
+  if (r.code === 0) {
+    session.nofileMax = n;
+    return String(n);
+  }
+  return `${nofileHard()}: could not raise it to ${n} (${r.stderr.trim() || `exit ${r.code}`})`;
+}
+
+/**
+ * Servers that keep one fd per inode the kernel remembers (understudy, passthrough_ll) fail
+ * with EMFILE once files outnumber their RLIMIT_NOFILE; the small-file count stays below 80%
+ * of it so the workload measures speed. Returns the count and, if capped, why.
+ */
+function smallFilesFor(sizes, session) {
+  const limit = session.nofileMax ?? nofileHard();
+  const cap = Math.floor((limit * 0.8) / 1000) * 1000;
+  if (sizes.smallFiles <= cap) return { smallFiles: sizes.smallFiles, note: null };
+  return {
+    smallFiles: cap,
+    note: `small files: ${cap} instead of ${sizes.smallFiles}: the FUSE servers' ` +
+      `RLIMIT_NOFILE is ${limit} and understudy and passthrough_ll hold one fd per inode ` +
+      `(at ${sizes.smallFiles} files they fail with EMFILE); --nofile cannot raise it here`,
+  };
 }
 
 async function main() {
@@ -267,17 +308,17 @@ async function main() {
     throw new Error(`--dir ${opts.baseDir} is on ${fsType}: choose a directory on a disk`);
   }
   const session = new Session(opts.baseDir);
-  if (opts.nofile !== null) {
-    const nrOpen = Number(readFileSync('/proc/sys/fs/nr_open', 'utf8'));
-    session.nofileMax = Math.min(opts.nofile, nrOpen);
-  }
+  opts.nofileNote = await setServerNofile(session, opts.nofile);
   opts.nofileMax = session.nofileMax;
   session.installSignalHandlers();
   const startedMs = Date.now();
   try {
     await ensureFio(session);
     const info = machine(session.workDir);
-    const sizes = SIZES[opts.size];
+    const capped = smallFilesFor(SIZES[opts.size], session);
+    const sizes = { ...SIZES[opts.size], smallFiles: capped.smallFiles };
+    opts.smallFilesNote = capped.note;
+    if (capped.note) say(`bench: ${capped.note}`);
     const configs = await probeConfigs(session, opts.configs);
     const ctx = { session, sizes, tarball: null };
     if (opts.workloads.some((w) => w.id === 'untar')) {
@@ -302,7 +343,7 @@ async function main() {
     writeFileSync(out, `${JSON.stringify({
       date: new Date().toISOString(), machine: info, options: {
         reps: opts.reps, size: opts.size, sizes, workloads: opts.workloads.map((w) => w.id),
-        nofileMax: opts.nofileMax,
+        nofile: opts.nofileNote, smallFilesNote: opts.smallFilesNote,
       },
       configs: configs.map((c) => ({ id: c.id, label: c.label, skipped: c.skipped,
         broken: c.broken, failedOn: c.failedOn ?? {} })),
