@@ -183,7 +183,8 @@ Napi::Value js_sync_emit(const Napi::CallbackInfo& info) {
   auto result = std::make_shared<SyncEmitResult>();
   OpsContext* ctx = mount->context();
   return start(
-      info.Env(), [ctx, req, result](std::string* why) { return sync_emit(*ctx, *req, result.get(), why); },
+      info.Env(),
+      [ctx, req, result](std::string* why) { return sync_emit(*ctx, *req, result.get(), why); },
       [result](Napi::Env env) -> Napi::Value { return result_to_js(env, *result); });
 }
 
@@ -214,7 +215,9 @@ Napi::Value js_sync_begin(const Napi::CallbackInfo& info) {
       env, [ctx, id, flags, path, seq](std::string* why) {
         return sync_emit_begin(*ctx, id, static_cast<uint32_t>(flags), path, seq.get(), why);
       },
-      [seq](Napi::Env e) -> Napi::Value { return Napi::Number::New(e, static_cast<double>(*seq)); });
+      [seq](Napi::Env e) -> Napi::Value {
+        return Napi::Number::New(e, static_cast<double>(*seq));
+      });
 }
 
 // mountSyncEnd(handle, syncId: bigint, entries: number, dataBytes: number) -> Promise<seq>
@@ -231,7 +234,9 @@ Napi::Value js_sync_end(const Napi::CallbackInfo& info) {
       env, [ctx, id, entries, bytes, seq](std::string* why) {
         return sync_emit_end(*ctx, id, entries, bytes, seq.get(), why);
       },
-      [seq](Napi::Env e) -> Napi::Value { return Napi::Number::New(e, static_cast<double>(*seq)); });
+      [seq](Napi::Env e) -> Napi::Value {
+        return Napi::Number::New(e, static_cast<double>(*seq));
+      });
 }
 
 }  // namespace

@@ -8,7 +8,8 @@ export {
   RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX, RECORD_BYTES_MAX, WRITE_DATA_BYTES_MAX,
   PATH_BYTES_MAX, XATTR_NAME_BYTES_MAX, XATTR_VALUE_BYTES_MAX, SYMLINK_TARGET_BYTES_MAX,
   SEGMENT_BYTES_MAX_DEFAULT, RECORD_KIND_MAX, RENAME_NOREPLACE, RENAME_EXCHANGE,
-  XATTR_CREATE, XATTR_REPLACE, SYNC_FLAG_CHECKSUM, SYNC_FLAG_DELETE, RecordKind, type RecordKindName, isRecordKind, recordKindName,
+  XATTR_CREATE, XATTR_REPLACE, SYNC_FLAG_CHECKSUM, SYNC_FLAG_DELETE,
+  RecordKind, type RecordKindName, isRecordKind, recordKindName,
 } from './constants.js';
 export {
   RecordCorruptError, RecordTruncatedError, RecordInvalidError, type RecordFailureStage,

@@ -65,7 +65,9 @@ export interface FallocatePayload {
 }
 
 /** A sync of `path` ("" = the whole vault) starts; flags are SYNC_FLAG_*. */
-export interface SyncBeginPayload { kind: 'SYNC_BEGIN'; syncId: bigint; flags: number; path: Buffer }
+export interface SyncBeginPayload {
+  kind: 'SYNC_BEGIN'; syncId: bigint; flags: number; path: Buffer;
+}
 /** The object at `path` becomes the source's `fid` with these attributes, content kept. */
 export interface AdoptPayload {
   kind: 'ADOPT'; fid: Fid; mode: number; uid: number; gid: number; size: bigint;

@@ -41,7 +41,9 @@ const caughtUp = (s: NodeStatus): boolean => s.vaults[0]?.role === 'source' &&
 /** A tree with every kind of object, made directly in `root` (before any mount). */
 function populate(root: string, bigBytes: number): void {
   mkdirSync(join(root, 'dir/sub/empty'), { recursive: true });
-  for (let i = 0; i < 40; i += 1) writeFileSync(join(root, 'dir', `f${i}`), `file ${i}\n`.repeat(i));
+  for (let i = 0; i < 40; i += 1) {
+    writeFileSync(join(root, 'dir', `f${i}`), `file ${i}\n`.repeat(i));
+  }
   const big = Buffer.alloc(bigBytes);
   for (let i = 0; i < big.length; i += 4096) big.writeUInt32LE(i, i);
   writeFileSync(join(root, 'big'), big);
