@@ -9,6 +9,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   understudy::init_codec(env, exports);
   understudy::init_sync(env, exports);
   understudy::init_xattr(env, exports);
+  understudy::init_filter(env, exports);
   return exports;
 }
 
