@@ -172,11 +172,16 @@ bool PathFilter::init(const std::vector<std::string>& include,
       out->push_back(std::move(glob));
     }
   }
-  everything_ = exclude_.empty();
-  if (everything_) {
-    bool all_included = false;
-    for (const Glob& g : include_) all_included |= g.text == "**" && !g.dir_only;
-    everything_ = all_included;
+  bool all_included = false;
+  for (const Glob& g : include_) all_included |= g.text == "**" && !g.dir_only;
+  everything_ = all_included && exclude_.empty();
+  // A child of a moved directory keeps its components below the directory; globs that look
+  // at one component only ("x", which matches depth 1 only, or "**/x") see the same there.
+  moves_keep_subtrees_ = all_included;
+  for (const Glob& g : exclude_) {
+    const std::string_view rest = std::string_view(g.text).substr(
+        g.text.compare(0, 3, "**/") == 0 ? 3 : 0);
+    if (rest.find('/') != std::string_view::npos) moves_keep_subtrees_ = false;
   }
   return true;
 }

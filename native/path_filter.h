@@ -49,6 +49,11 @@ class PathFilter {
   /** True when every path is mirrored (include ["**"], no exclude): callers skip checks. */
   bool everything() const { return everything_; }
 
+  // True when moving a directory that is mirrored at both names cannot change whether
+  // anything beneath it is mirrored (include ["**"], each exclude one component or
+  // "**/<one component>"), so a rename need not walk the subtree.
+  bool moves_keep_subtrees() const { return moves_keep_subtrees_; }
+
  private:
   struct Glob {
     std::string text;   // without a trailing '/'
@@ -60,6 +65,7 @@ class PathFilter {
   std::vector<Glob> include_;
   std::vector<Glob> exclude_;
   bool everything_ = true;
+  bool moves_keep_subtrees_ = true;
 };
 
 }  // namespace understudy

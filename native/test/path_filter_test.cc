@@ -201,6 +201,23 @@ void mirrored_set() {
   expect_mirrored(inc, "etc/passwd", false, true, "below a dir-only include");
   expect_mirrored(inc, "etc", false, false, "etc/ matches directories only");
   expect_mirrored(inc, "x/etc/y", false, false, "etc/ is anchored");
+
+  const struct {
+    std::vector<std::string> include, exclude;
+    bool keep;
+  } moves[] = {
+      {{}, {}, true},
+      {{"**"}, {"**/*.tmp", "*.log", "**/node_modules/"}, true},
+      {{"**"}, {"cache/**"}, false},
+      {{"**"}, {"**/a/b"}, false},
+      {{"data"}, {}, false},
+  };
+  for (const auto& m : moves) {
+    if (make(m.include, m.exclude).moves_keep_subtrees() != m.keep) {
+      std::printf("FAIL moves_keep_subtrees of a case should be %d\n", m.keep);
+      failures++;
+    }
+  }
 }
 
 }  // namespace
