@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "addon.h"
 #include "mount.h"
@@ -135,6 +136,25 @@ SyncPolicy parse_sync_policy(const Napi::Object& o) {
   return p;
 }
 
+/** An optional string[] option (the vault's globs; checked by PathFilter at mount). */
+std::vector<std::string> glob_list(const Napi::Object& o, const char* key) {
+  const Napi::Value v = o.Get(key);
+  std::vector<std::string> out;
+  if (v.IsUndefined()) return out;
+  const auto fail = [&] {
+    return Napi::TypeError::New(o.Env(), std::string("mount options: ") + key +
+                                             " must be an array of at most 1024 strings");
+  };
+  if (!v.IsArray() || v.As<Napi::Array>().Length() > PATH_FILTER_GLOBS_MAX) throw fail();
+  const Napi::Array array = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < array.Length(); i++) {
+    const Napi::Value glob = array.Get(i);
+    if (!glob.IsString()) throw fail();
+    out.push_back(glob.As<Napi::String>().Utf8Value());
+  }
+  return out;
+}
+
 MountOptions parse_options(const Napi::Object& o) {
   MountOptions m;
   m.mountpoint = string_option(o, "mountpoint", true);
@@ -146,6 +166,8 @@ MountOptions parse_options(const Napi::Object& o) {
   m.writeback_cache = wb.IsBoolean() && wb.As<Napi::Boolean>().Value();
   m.segment_bytes_max = static_cast<uint64_t>(
       number_option(o, "segmentBytesMax", SEGMENT_BYTES_MAX_DEFAULT, 9007199254740991.0));
+  m.include = glob_list(o, "include");
+  m.exclude = glob_list(o, "exclude");
   const Napi::Value sync = o.Get("sync");
   if (sync.IsObject()) m.sync = parse_sync_policy(sync.As<Napi::Object>());
   else if (!sync.IsUndefined()) throw Napi::TypeError::New(o.Env(), "mount options: sync");
@@ -242,6 +264,9 @@ Napi::Value js_mount_stats(const Napi::CallbackInfo& info) {
   num("pathTooLong", s.path_too_long);
   num("syncWaits", s.sync_waits);
   num("syncTimeouts", s.sync_timeouts);
+  num("unmirrored", s.unmirrored);
+  num("entered", s.entered);
+  num("left", s.left);
   num("ackedSeq", s.acked_seq);
   out.Set("syncMode", Napi::String::New(env, s.sync_mode ? "sync" : "async"));
   out.Set("degraded", Napi::Boolean::New(env, s.degraded));

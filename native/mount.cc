@@ -213,8 +213,14 @@ bool clear_stale_mount(const std::string& path, MountFailure* failure) {
 std::unique_ptr<Mount> Mount::open(const MountOptions& options,
                                    std::function<void(uint64_t)> on_written,
                                    MountFailure* failure) {
+  auto filter = std::make_unique<PathFilter>();
+  if (std::string why; !filter->init(options.include, options.exclude, &why)) {
+    fail(failure, EINVAL, "glob", why);
+    return nullptr;
+  }
   if (!check_environment(options, failure)) return nullptr;
   std::unique_ptr<Mount> mount(new Mount());
+  mount->filter_ = std::move(filter);
   mount->mountpoint_ = options.mountpoint;
   // Opened before mounting: afterwards the path may lead into the mount itself.
   const int root_fd = ::open(options.backing.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -256,6 +262,7 @@ bool Mount::start(const MountOptions& options, MountFailure* failure) {
   ctx_->table = table_.get();
   ctx_->journal = journal_.get();
   ctx_->writeback_cache = options.writeback_cache;
+  if (!filter_->everything()) ctx_->filter = filter_.get();
   ctx_->sync.set_policy(options.sync);
   if (options.on_degraded) ctx_->sync.set_degraded_listener(options.on_degraded);
   // Behave like the backing for every user: the kernel checks permissions (with the
@@ -356,6 +363,9 @@ MountStatsSnapshot Mount::stats() {
   s.path_too_long = ctx_->counters.path_too_long.load(std::memory_order_relaxed);
   s.sync_waits = ctx_->counters.sync_waits.load(std::memory_order_relaxed);
   s.sync_timeouts = ctx_->counters.sync_timeouts.load(std::memory_order_relaxed);
+  s.unmirrored = ctx_->counters.unmirrored.load(std::memory_order_relaxed);
+  s.entered = ctx_->counters.entered.load(std::memory_order_relaxed);
+  s.left = ctx_->counters.left.load(std::memory_order_relaxed);
   s.acked_seq = ctx_->sync.acked();
   s.sync_mode = ctx_->sync.policy().sync;
   s.degraded = ctx_->sync.degraded();

@@ -24,6 +24,10 @@ struct MountOptions {
   uint64_t segment_bytes_max = SEGMENT_BYTES_MAX_DEFAULT;
   SyncPolicy sync;                      // async unless set (changeable: set_sync_policy)
   std::function<void()> on_degraded;    // a sync-mode timeout degraded the mount to async
+  // The vault's globs (native/path_filter.h): only mirrored paths are journaled. An empty
+  // include means ["**"]; an invalid glob fails the mount with EINVAL.
+  std::vector<std::string> include;
+  std::vector<std::string> exclude;
 };
 
 /** A failure that crosses to JS as an error with `code` = errno name and `syscall`. */
@@ -40,6 +44,9 @@ struct MountStatsSnapshot {
   uint64_t path_too_long;
   uint64_t sync_waits;
   uint64_t sync_timeouts;
+  uint64_t unmirrored;  // mutations outside the globs: applied, not journaled
+  uint64_t entered;     // objects journaled whole as they entered the globs
+  uint64_t left;        // objects journaled removed as they left the globs
   uint64_t acked_seq;
   bool sync_mode;  // fsync waits for acks now
   bool degraded;   // a timeout switched sync to async (cleared by a new sync policy)
@@ -86,6 +93,7 @@ class Mount {
   std::string mountpoint_;
   std::unique_ptr<JournalWriter> journal_;
   std::unique_ptr<InodeTable> table_;
+  std::unique_ptr<PathFilter> filter_;  // read by the ops through ctx_->filter
   std::unique_ptr<OpsContext> ctx_;
   struct fuse_session* session_ = nullptr;
   dev_t fuse_dev_ = 0;  // st_dev of the mounted root: names the connection in fusectl

@@ -30,6 +30,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -96,13 +97,22 @@ int backing_open_flags(const OpsContext& c, int flags) {
 
 enum class Target { JOURNAL, SKIP, FAIL };
 
+// Whether the object at vault path `path` is mirrored (the vault's include/exclude globs);
+// a mutation of one that is not is applied to the backing but not journaled, and counted.
+bool mirrored(OpsContext& c, std::string_view path, bool is_dir) {
+  if (c.filter == nullptr || c.filter->mirrored(path, is_dir)) return true;
+  c.counters.unmirrored.fetch_add(1, std::memory_order_relaxed);
+  return false;
+}
+
 // Decides whether a mutation of `inode` (with `st` read after it) is journaled, and puts its
-// path in `out`. Files without links left are not journaled (docs/journal-format.md).
+// path in `out`. Files without links left are not journaled (docs/journal-format.md), nor
+// paths outside the vault's globs.
 Target path_for(OpsContext& c, Inode& inode, const struct stat& st, std::string& out) {
   if (st.st_nlink == 0) return Target::SKIP;
   switch (c.table->path_of(inode, out)) {
     case PathStatus::OK:
-      return Target::JOURNAL;
+      return mirrored(c, out, S_ISDIR(st.st_mode)) ? Target::JOURNAL : Target::SKIP;
     case PathStatus::TOO_LONG:
       c.counters.journal_errors.fetch_add(1, std::memory_order_relaxed);
       return Target::FAIL;
@@ -674,6 +684,253 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   fuse_reply_create(req, &e, fi);
 }
 
+// ---- objects entering or leaving the vault's globs (rename, link) --------------------------
+// A rename or link across the globs' boundary is journaled as the whole object appearing at
+// its mirrored name, or as its removal from the replica (docs/native-mount.md, "Include and
+// exclude"). Callers hold the namespace lock exclusive, so the state read here from the
+// backing is the state the records describe: no other mutation falls between (invariant 1).
+
+// Whether `path` is mirrored, without counting (walks look at objects, not mutations).
+bool in_globs(const OpsContext& c, std::string_view path, bool is_dir) {
+  return c.filter == nullptr || c.filter->mirrored(path, is_dir);
+}
+
+// Applied but not journaled: the op replies EIO, counted (never hidden).
+void walk_failed(OpsContext& c, Journaled* j) {
+  if (!j->failed) c.counters.journal_errors.fetch_add(1, std::memory_order_relaxed);
+  j->failed = true;
+}
+
+// Appends one component; false (and `path` unchanged) when past PATH_BYTES_MAX.
+bool join_path(std::string& path, std::string_view name) {
+  if (path.size() + 1 + name.size() > PATH_BYTES_MAX) return false;
+  if (!path.empty()) path.push_back('/');
+  path.append(name);
+  return true;
+}
+
+// Calls visit(dir_fd, name, st) for every entry of the directory open as O_PATH `fd`.
+template <typename Visit>
+int for_each_entry(int fd, Visit visit) {
+  const int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return errno;
+  DIR* dp = fdopendir(dfd);
+  if (dp == nullptr) {
+    const int err = errno;
+    close(dfd);
+    return err;
+  }
+  for (struct dirent* ent = readdir(dp); ent != nullptr; ent = readdir(dp)) {
+    const char* n = ent->d_name;
+    if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0'))) continue;
+    struct stat st;
+    if (fstatat(dfd, n, &st, AT_SYMLINK_NOFOLLOW) == 0) visit(dfd, n, st);
+  }
+  closedir(dp);
+  return 0;
+}
+
+// SETXATTR for every xattr of the object but our own (trusted.understudy.*).
+void journal_all_xattrs(OpsContext& c, int fd, const struct stat& st, std::string_view path,
+                        Journaled* j) {
+  const ProcPath proc(fd);
+  std::vector<char> names(XATTR_LIST_BYTES_MAX);
+  const ssize_t n = listxattr(proc.c_str(), names.data(), names.size());
+  if (n < 0 && errno != ENOTSUP) return walk_failed(c, j);
+  std::vector<char> value(65536);  // XATTR_SIZE_MAX
+  for (ssize_t at = 0; at < n && !j->failed;) {
+    const char* name = names.data() + at;
+    at += static_cast<ssize_t>(strnlen(name, static_cast<size_t>(n - at))) + 1;
+    if (is_hidden_xattr(name)) continue;
+    const ssize_t size = getxattr(proc.c_str(), name, value.data(), value.size());
+    if (size < 0) return walk_failed(c, j);
+    PayloadWriter w(tl_payload);
+    w.u64(st.st_ino);
+    w.u32(0);
+    w.bytes(path);
+    w.bytes(name, std::strlen(name));
+    w.bytes(value.data(), static_cast<size_t>(size));
+    j->add(enqueue(c, RecordKind::SETXATTR));
+  }
+}
+
+void journal_times_of(OpsContext& c, const struct stat& st, std::string_view path,
+                      Journaled* j) {
+  PayloadWriter w(tl_payload);
+  w.u64(st.st_ino);
+  w.i64(ns_of(st.st_atim));
+  w.i64(ns_of(st.st_mtim));
+  w.bytes(path);
+  j->add(enqueue(c, RecordKind::UTIMENS));
+}
+
+// WRITE records of a regular file's data, read from the backing at most 1 MiB at a time;
+// holes are skipped and a TRUNCATE gives the size when the file ends in one.
+void journal_content(OpsContext& c, int fd, const struct stat& st, std::string_view path,
+                     Journaled* j) {
+  const int rfd = open(ProcPath(fd).c_str(), O_RDONLY | O_CLOEXEC);
+  if (rfd < 0) return walk_failed(c, j);
+  if (tl_buf.size() < WRITE_DATA_BYTES_MAX) tl_buf.resize(WRITE_DATA_BYTES_MAX);
+  off_t at = 0, end = 0;
+  while (at < st.st_size && !j->failed) {
+    off_t data = lseek(rfd, at, SEEK_DATA);
+    if (data < 0 && errno == ENXIO) break;  // only a hole is left
+    if (data < 0) data = at;                // no SEEK_DATA here: read everything
+    off_t hole = lseek(rfd, data, SEEK_HOLE);
+    if (hole < 0 || hole > st.st_size) hole = st.st_size;
+    for (at = data; at < hole && !j->failed;) {
+      const size_t want = std::min(static_cast<size_t>(hole - at), WRITE_DATA_BYTES_MAX);
+      const ssize_t n = pread(rfd, tl_buf.data(), want, at);
+      if (n <= 0) {
+        walk_failed(c, j);
+        break;
+      }
+      PayloadWriter w(tl_payload);
+      w.u64(st.st_ino);
+      w.u64(static_cast<uint64_t>(at));
+      w.i64(ns_of(st.st_mtim));
+      w.bytes(path);
+      w.raw(tl_buf.data(), static_cast<size_t>(n));
+      j->add(enqueue(c, RecordKind::WRITE));
+      at += n;
+      end = at;
+    }
+  }
+  close(rfd);
+  if (end >= st.st_size || j->failed) return;
+  PayloadWriter w(tl_payload);
+  w.u64(st.st_ino);
+  w.u64(static_cast<uint64_t>(st.st_size));
+  w.i64(ns_of(st.st_mtim));
+  w.bytes(path);
+  j->add(enqueue(c, RecordKind::TRUNCATE));
+}
+
+// The record that makes the object exist at `path`: CREATE, MKDIR or SYMLINK.
+void journal_node(OpsContext& c, int fd, const struct stat& st, std::string_view path,
+                  int64_t parent_mtime_ns, Journaled* j) {
+  char target[PATH_MAX];
+  ssize_t target_bytes = 0;
+  if (S_ISLNK(st.st_mode) && (target_bytes = readlinkat(fd, "", target, sizeof target)) < 0) {
+    return walk_failed(c, j);
+  }
+  PayloadWriter w(tl_payload);
+  w.u64(st.st_ino);
+  RecordKind kind = RecordKind::SYMLINK;
+  if (!S_ISLNK(st.st_mode)) {
+    kind = S_ISDIR(st.st_mode) ? RecordKind::MKDIR : RecordKind::CREATE;
+    w.u32(st.st_mode);
+  }
+  w.u32(st.st_uid);
+  w.u32(st.st_gid);
+  if (kind == RecordKind::CREATE) w.u64(st.st_rdev);
+  w.i64(ns_of(st.st_mtim));
+  w.i64(parent_mtime_ns);
+  w.bytes(path);
+  if (kind == RecordKind::SYMLINK) w.bytes(target, static_cast<size_t>(target_bytes));
+  j->add(enqueue(c, kind));
+}
+
+// Journals the object at entry `name` of `dir_fd` whole at vault path `path`: it entered the
+// mirrored set. A directory brings everything mirrored beneath it, top-down, then its times.
+// `parent_mtime_ns` is the mtime of the directory holding it.
+void journal_whole(OpsContext& c, int dir_fd, const char* name, std::string& path,
+                   int64_t parent_mtime_ns, Journaled* j) {
+  const int fd = openat(dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
+  if (fd < 0 || stat_fd(fd, &st) != 0) {
+    if (fd >= 0) close(fd);
+    return walk_failed(c, j);
+  }
+  journal_node(c, fd, st, path, parent_mtime_ns, j);
+  if (S_ISDIR(st.st_mode)) journal_all_xattrs(c, fd, st, path, j);
+  if (S_ISREG(st.st_mode)) journal_content(c, fd, st, path, j);
+  if (S_ISDIR(st.st_mode)) {
+    const int err = for_each_entry(fd, [&](int dfd, const char* child, const struct stat& cst) {
+      const size_t keep = path.size();
+      if (j->failed) return;
+      if (!join_path(path, child)) return walk_failed(c, j);
+      if (in_globs(c, path, S_ISDIR(cst.st_mode))) {
+        journal_whole(c, dfd, child, path, ns_of(st.st_mtim), j);
+      }
+      path.resize(keep);
+    });
+    if (err != 0) walk_failed(c, j);
+  }
+  if (!S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode)) journal_all_xattrs(c, fd, st, path, j);
+  if (!S_ISLNK(st.st_mode)) journal_times_of(c, st, path, j);
+  close(fd);
+}
+
+// Journals the removal from the replica of the object now at entry `name` of `dir_fd`
+// (stat `st`), which the replica holds at `replica_path` because it was mirrored at
+// `old_path`. A directory first loses, bottom-up, what was mirrored beneath it.
+void journal_removal(OpsContext& c, int dir_fd, const char* name, const struct stat& st,
+                     std::string& old_path, std::string& replica_path, int64_t parent_mtime_ns,
+                     Journaled* j) {
+  if (S_ISDIR(st.st_mode)) {
+    const int fd = openat(dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    const int err = fd < 0 ? errno : for_each_entry(fd, [&](int dfd, const char* child,
+                                                             const struct stat& cst) {
+      const size_t keep_old = old_path.size(), keep_replica = replica_path.size();
+      if (j->failed) return;
+      if (!join_path(old_path, child)) return walk_failed(c, j);
+      if (!join_path(replica_path, child)) {
+        old_path.resize(keep_old);
+        return walk_failed(c, j);
+      }
+      if (in_globs(c, old_path, S_ISDIR(cst.st_mode))) {
+        journal_removal(c, dfd, child, cst, old_path, replica_path, ns_of(st.st_mtim), j);
+      }
+      old_path.resize(keep_old);
+      replica_path.resize(keep_replica);
+    });
+    if (fd >= 0) close(fd);
+    if (err != 0) return walk_failed(c, j);
+  }
+  if (j->failed) return;
+  PayloadWriter w(tl_payload);
+  w.u64(st.st_ino);
+  w.i64(parent_mtime_ns);
+  w.bytes(replica_path);
+  j->add(enqueue(c, S_ISDIR(st.st_mode) ? RecordKind::RMDIR : RecordKind::UNLINK));
+}
+
+// After the RENAME of a directory mirrored at both names (now entry `name` of `dir_fd`):
+// what beneath it is mirrored at one name only enters (whole) or leaves (removed).
+void journal_moved_subtree(OpsContext& c, int dir_fd, const char* name, std::string& old_path,
+                           std::string& new_path, Journaled* j) {
+  const int fd = openat(dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
+  if (fd < 0 || stat_fd(fd, &st) != 0) {
+    if (fd >= 0) close(fd);
+    return walk_failed(c, j);
+  }
+  const int err = for_each_entry(fd, [&](int dfd, const char* child, const struct stat& cst) {
+    const size_t keep_old = old_path.size(), keep_new = new_path.size();
+    if (j->failed) return;
+    if (!join_path(old_path, child) || !join_path(new_path, child)) {
+      old_path.resize(keep_old);
+      return walk_failed(c, j);
+    }
+    const bool is_dir = S_ISDIR(cst.st_mode);
+    const bool before = in_globs(c, old_path, is_dir), after = in_globs(c, new_path, is_dir);
+    if (before && after && is_dir) {
+      journal_moved_subtree(c, dfd, child, old_path, new_path, j);
+    } else if (after && !before) {
+      c.counters.entered.fetch_add(1, std::memory_order_relaxed);
+      journal_whole(c, dfd, child, new_path, ns_of(st.st_mtim), j);
+    } else if (before && !after) {
+      c.counters.left.fetch_add(1, std::memory_order_relaxed);
+      journal_removal(c, dfd, child, cst, old_path, new_path, ns_of(st.st_mtim), j);
+    }
+    old_path.resize(keep_old);
+    new_path.resize(keep_new);
+  });
+  close(fd);
+  if (err != 0) walk_failed(c, j);
+}
+
 void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
   count(req, Op::LINK);
   OpsContext& c = ctx(req);
@@ -702,6 +959,15 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* n
       } else if (old_path != PathStatus::OK || new_path != PathStatus::OK) {
         j.failed = true;
         c.counters.journal_errors.fetch_add(1, std::memory_order_relaxed);
+      } else if (!mirrored(c, tl_path, false)) {
+        // A new name outside the globs: the replica does not change.
+      } else if (!in_globs(c, tl_path2, false)) {
+        // The file enters the mirrored set under its new name: journaled whole there.
+        c.counters.entered.fetch_add(1, std::memory_order_relaxed);
+        std::string path = tl_path;
+        journal_whole(c, dir.fd, newname, path, ns_of(parent_st.st_mtim), &j);
+        touch(inode, j.seq);
+        touch(dir, j.seq);
       } else {
         PayloadWriter w(tl_payload);
         w.u64(st.st_ino);
@@ -749,7 +1015,8 @@ void remove_entry(fuse_req_t req, fuse_ino_t parent, const char* name, bool is_d
     if (err == 0 && unlinkat(dir.fd, name, is_dir ? AT_REMOVEDIR : 0) != 0) err = errno;
     if (err == 0) err = stat_fd(dir.fd, &parent_st);
     if (err == 0) {
-      const bool journal = entry_path(c, dir, name, tl_path, &j);
+      const bool journal = entry_path(c, dir, name, tl_path, &j) &&
+                           mirrored(c, tl_path, S_ISDIR(st.st_mode));
       c.table->remove_name(st.st_dev, st.st_ino, dir, name);
       if (journal) {
         PayloadWriter w(tl_payload);
@@ -784,6 +1051,82 @@ struct RenameArgs {
   unsigned int flags;
 };
 
+// What apply_rename read from the backing: both objects (before) and both parents (after).
+struct RenameState {
+  struct stat old_st, new_st;
+  bool replaced;
+  struct stat old_parent_st, new_parent_st;
+};
+
+// The RENAME record; the paths are in tl_path (old) and tl_path2 (new).
+void journal_rename(OpsContext& c, const RenameArgs& a, const RenameState& s, Journaled* j) {
+  PayloadWriter w(tl_payload);
+  w.u64(s.old_st.st_ino);
+  w.u64(s.replaced ? s.new_st.st_ino : 0);
+  w.u32(a.flags);
+  w.i64(ns_of(s.old_parent_st.st_mtim));
+  w.i64(ns_of(s.new_parent_st.st_mtim));
+  w.bytes(tl_path);
+  w.bytes(tl_path2);
+  j->add(enqueue(c, RecordKind::RENAME));
+}
+
+// RENAME_EXCHANGE with one side crossing the globs' boundary: both objects leave the replica
+// at their old names, then each enters at its new name if it is mirrored there.
+void journal_exchange_crossing(OpsContext& c, const RenameArgs& a, const RenameState& s,
+                               std::string& old_path, std::string& new_path, Journaled* j) {
+  const bool a_dir = S_ISDIR(s.old_st.st_mode), b_dir = S_ISDIR(s.new_st.st_mode);
+  const int64_t old_parent_ns = ns_of(s.old_parent_st.st_mtim);
+  const int64_t new_parent_ns = ns_of(s.new_parent_st.st_mtim);
+  if (in_globs(c, old_path, a_dir)) {  // A, now at the new name, was mirrored at the old
+    c.counters.left.fetch_add(1, std::memory_order_relaxed);
+    journal_removal(c, a.newdir.fd, a.newname, s.old_st, old_path, old_path, old_parent_ns, j);
+  }
+  if (in_globs(c, new_path, b_dir)) {  // B, now at the old name, was mirrored at the new
+    c.counters.left.fetch_add(1, std::memory_order_relaxed);
+    journal_removal(c, a.dir.fd, a.name, s.new_st, new_path, new_path, new_parent_ns, j);
+  }
+  if (in_globs(c, new_path, a_dir)) {
+    c.counters.entered.fetch_add(1, std::memory_order_relaxed);
+    journal_whole(c, a.newdir.fd, a.newname, new_path, new_parent_ns, j);
+  }
+  if (in_globs(c, old_path, b_dir)) {
+    c.counters.entered.fetch_add(1, std::memory_order_relaxed);
+    journal_whole(c, a.dir.fd, a.name, old_path, old_parent_ns, j);
+  }
+}
+
+// A rename under include/exclude globs: RENAME when the object is mirrored at both names
+// (then what beneath a directory changes state enters or leaves), the whole object when it
+// enters the mirrored set, its removal (at the old name) when it leaves, nothing otherwise.
+void journal_rename_filtered(OpsContext& c, const RenameArgs& a, const RenameState& s,
+                             Journaled* j) {
+  std::string old_path = tl_path, new_path = tl_path2;  // the walks reuse the tl_ buffers
+  const bool a_dir = S_ISDIR(s.old_st.st_mode);
+  const bool before = in_globs(c, old_path, a_dir), after = in_globs(c, new_path, a_dir);
+  const bool exchange = (a.flags & RENAME_EXCHANGE) != 0;
+  const bool b_dir = exchange && S_ISDIR(s.new_st.st_mode);
+  const bool walk = !c.filter->moves_keep_subtrees();
+  if (exchange && !(before && after && in_globs(c, new_path, b_dir) &&
+                    in_globs(c, old_path, b_dir))) {
+    return journal_exchange_crossing(c, a, s, old_path, new_path, j);
+  }
+  if (before && after) {
+    journal_rename(c, a, s, j);
+    if (walk && a_dir) journal_moved_subtree(c, a.newdir.fd, a.newname, old_path, new_path, j);
+    if (walk && b_dir) journal_moved_subtree(c, a.dir.fd, a.name, new_path, old_path, j);
+  } else if (after) {
+    c.counters.entered.fetch_add(1, std::memory_order_relaxed);
+    journal_whole(c, a.newdir.fd, a.newname, new_path, ns_of(s.new_parent_st.st_mtim), j);
+  } else if (before) {
+    c.counters.left.fetch_add(1, std::memory_order_relaxed);
+    journal_removal(c, a.newdir.fd, a.newname, s.old_st, old_path, old_path,
+                    ns_of(s.old_parent_st.st_mtim), j);
+  } else {
+    c.counters.unmirrored.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
 // Applies a rename under the exclusive namespace lock and journals it.
 int apply_rename(OpsContext& c, const RenameArgs& a, Journaled* j) {
   struct stat st_old, st_new, old_parent_st, new_parent_st;
@@ -810,18 +1153,13 @@ int apply_rename(OpsContext& c, const RenameArgs& a, Journaled* j) {
     c.table->move_name(st_new.st_dev, st_new.st_ino, a.newdir, a.newname, a.dir, a.name);
   }
   if (!journal) return 0;
-  PayloadWriter w(tl_payload);
-  w.u64(st_old.st_ino);
-  w.u64(replaced ? st_new.st_ino : 0);
-  w.u32(a.flags);
-  w.i64(ns_of(old_parent_st.st_mtim));
-  w.i64(ns_of(new_parent_st.st_mtim));
-  w.bytes(tl_path);
-  w.bytes(tl_path2);
-  const uint64_t seq = enqueue(c, RecordKind::RENAME);
-  j->add(seq);
-  touch(a.dir, seq);
-  touch(a.newdir, seq);
+  const RenameState state{st_old, st_new, replaced, old_parent_st, new_parent_st};
+  if (c.filter != nullptr) journal_rename_filtered(c, a, state, j);
+  else journal_rename(c, a, state, j);
+  if (j->seq != 0) {
+    touch(a.dir, j->seq);
+    touch(a.newdir, j->seq);
+  }
   return 0;
 }
 

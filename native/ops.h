@@ -12,6 +12,7 @@
 
 #include "inode_table.h"
 #include "journal_writer.h"
+#include "path_filter.h"
 
 namespace understudy {
 
@@ -36,6 +37,9 @@ struct OpCounters {
   std::atomic<uint64_t> path_too_long{0};      // refused before applying: ENAMETOOLONG
   std::atomic<uint64_t> sync_waits{0};         // sync mode: fsyncs that waited for an ack
   std::atomic<uint64_t> sync_timeouts{0};      // sync mode: waits that ran out of time
+  std::atomic<uint64_t> unmirrored{0};  // mutations of paths outside the vault's globs
+  std::atomic<uint64_t> entered{0};     // objects journaled whole: they entered the globs
+  std::atomic<uint64_t> left{0};        // objects journaled removed: they left the globs
 };
 
 /** How fsync and O_SYNC/O_DSYNC writes wait for targets (invariant 2, sync mode). */
@@ -85,6 +89,9 @@ struct OpsContext {
   InodeTable* table = nullptr;
   JournalWriter* journal = nullptr;
   bool writeback_cache = false;  // FUSE_CAP_WRITEBACK_CACHE requested
+  // The vault's include/exclude globs; null: every path is mirrored. Owned by Mount, fixed
+  // for the mount's life. Non-mirrored paths are changed on the backing but not journaled.
+  const PathFilter* filter = nullptr;
   // Lock order (see the top of ops.cc): namespace_lock, then Inode::lock, then the
   // inode table's own mutex. Exclusive for name changes, shared for data/attr mutations.
   std::shared_mutex namespace_lock;

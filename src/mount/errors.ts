@@ -47,3 +47,12 @@ export function toMountError(error: unknown, what: string): MountError {
   const hint = (errno !== undefined ? HINTS[errno] : undefined) ?? 'see the cause for details';
   return new MountError(`${what}: ${message}`, code, hint, { errno, syscall, cause: error });
 }
+
+/** A vault include/exclude glob is not valid (native/path_filter.h gives the syntax). */
+export class MountGlobInvalidError extends MountError {
+  constructor(reason: string, options: { cause?: unknown } = {}) {
+    super(`vault include/exclude: ${reason}`, 'MOUNT_GLOB_INVALID',
+      'fix the glob in the vault config: relative to the vault root, no "." or ".." ' +
+      'components, "[" closed by "]"', options);
+  }
+}

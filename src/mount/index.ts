@@ -5,4 +5,5 @@
 // wake-up is coalesced and carries only the newest written seq.
 export { Mount, clearStaleMount, type MountOptions, type MountStats,
   type SyncPolicy, type SyncEmitRequest, type SyncEmitResult } from './mount.js';
-export { MountError, MountJournalInsideVaultError } from './errors.js';
+export { MountError, MountJournalInsideVaultError, MountGlobInvalidError } from './errors.js';
+export { PathFilter } from './path-filter.js';

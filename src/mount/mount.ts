@@ -1,7 +1,9 @@
 import { realpathSync } from 'node:fs';
 import { relative, isAbsolute, resolve } from 'node:path';
 import { assert } from '../core/index.js';
-import { MountError, MountJournalInsideVaultError, toMountError } from './errors.js';
+import {
+  MountError, MountGlobInvalidError, MountJournalInsideVaultError, toMountError,
+} from './errors.js';
 import {
   nativeAddon, type NativeMountStats, type NativeSyncPolicy, type SyncEmitRequest,
   type SyncEmitResult,
@@ -33,6 +35,12 @@ export interface MountOptions {
   sync?: SyncPolicy;
   /** Called on the JS thread when a sync-mode timeout degraded the mount to async. */
   onDegraded?: () => void;
+  /**
+   * The vault's globs (docs/native-mount.md, "Include and exclude"): only mirrored paths
+   * are journaled. Default include ["**"], exclude []; an invalid glob: MOUNT_EINVAL.
+   */
+  include?: readonly string[];
+  exclude?: readonly string[];
 }
 
 /** Counters of a mount: journal positions, journal work, and ops served by name. */
@@ -44,6 +52,12 @@ export interface MountStats {
   pathTooLong: number;
   /** Sync mode: fsyncs that waited for the acked watermark, and waits that timed out. */
   syncWaits: number; syncTimeouts: number;
+  /** Mutations of paths outside the globs: applied to the backing, not journaled. */
+  unmirrored: number;
+  /** Objects journaled whole as a rename or link brought them into the globs. */
+  entered: number;
+  /** Objects journaled removed as a rename took them out of the globs. */
+  left: number;
   ackedSeq: number;
   /** What fsync does now; 'async' after a degrade. */
   syncMode: 'async' | 'sync';
@@ -102,9 +116,14 @@ export class Mount {
         writebackCache: o.writebackCache === true,
         ...(o.sync === undefined ? {} : { sync: o.sync }),
         ...(o.segmentBytesMax === undefined ? {} : { segmentBytesMax: o.segmentBytesMax }),
+        ...(o.include === undefined ? {} : { include: o.include }),
+        ...(o.exclude === undefined ? {} : { exclude: o.exclude }),
       }, notify);
       return new Mount(handle, mountpoint);
     } catch (error) {
+      if ((error as { syscall?: unknown }).syscall === 'glob') {
+        throw new MountGlobInvalidError((error as Error).message, { cause: error });
+      }
       throw toMountError(error, `cannot mount ${mountpoint}`);
     }
   }

@@ -17,6 +17,8 @@ export interface NativeMountAddon {
   mountSyncEnd(handle: object, syncId: bigint, entries: number, dataBytes: number):
     Promise<number>;
   SYNC_EMIT_BYTES_MAX: number;
+  createPathFilter(include: readonly string[], exclude: readonly string[]): object;
+  pathFilterMatches(handle: object, path: Buffer, isDir: boolean): boolean;
 }
 
 /** What sync emit journals for one path (native/sync_emit.h). */
@@ -54,6 +56,8 @@ export interface NativeMountOptions {
   writebackCache: boolean;
   segmentBytesMax?: number;
   sync?: NativeSyncPolicy;
+  include?: readonly string[];
+  exclude?: readonly string[];
 }
 
 /** How fsync waits for the targets' acks (native/ops.h, SyncPolicy). */
@@ -68,6 +72,7 @@ export interface NativeMountStats {
   lastSeq: number; writtenSeq: number; durableSeq: number; records: number;
   journalBytes: number; groupWrites: number; syncs: number; journalErrors: number;
   unnamedMutations: number; pathTooLong: number; syncWaits: number; syncTimeouts: number;
+  unmirrored: number; entered: number; left: number;
   ackedSeq: number; syncMode: 'async' | 'sync'; degraded: boolean; ops: Record<string, number>;
 }
 
