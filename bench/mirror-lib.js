@@ -135,7 +135,8 @@ export class Rig {
         if (this.aborted) return;
         this.aborted = true;
         process.stderr.write(`\nbench: ${signal}: stopping children, unmounting, cleaning up\n`);
-        extra().catch(() => {}).then(() => this.cleanup()).finally(() => process.exit(128 + number));
+        extra().catch(() => {}).then(() => this.cleanup())
+          .finally(() => process.exit(128 + number));
       });
     }
   }

@@ -100,17 +100,32 @@ export async function measureLag(rig, { name, srcDir, replicaDir, seconds, settl
   probe.proc.stdin.destroy();
   await probe.exit;
   if (result === null) throw new Error(`lag probe ${name} gave no result (see ${logFile})`);
-  const lags = [];
-  result.seenNs.forEach((t, seq) => {
-    if (t !== null) lags.push(Number(BigInt(t) - returnedNs[seq]) / 1e6);
+  // A record never seen counts as infinitely late, so that no quantile understates.
+  const lags = returnedNs.map((ret, seq) => {
+    const t = result.seenNs[seq];
+    return t === null ? Infinity : Number(BigInt(t) - ret) / 1e6;
   });
-  lags.sort((x, y) => x - y);
+  const sorted = [...lags].sort((x, y) => x - y);
+  const finite = (v) => (Number.isFinite(v) ? v : null);
+  const missing = lags.filter((v) => !Number.isFinite(v)).length;
   return {
-    writes: count, seen: lags.length, missing: count - lags.length,
-    writeRatePerS: count / (writtenMs / 1000), firstBy: result.firstBy,
-    p50Ms: quantile(lags, 0.5), p99Ms: quantile(lags, 0.99), maxMs: lags.at(-1) ?? null,
-    minMs: lags[0] ?? null,
+    writes: count, missing, writeRatePerS: count / (writtenMs / 1000), firstBy: result.firstBy,
+    p50Ms: finite(quantile(sorted, 0.5)), p99Ms: finite(quantile(sorted, 0.99)),
+    maxMs: finite(sorted.at(-1)), minMs: finite(sorted[0]),
+    p50BySecondMs: bySecond(lags),
   };
+}
+
+/** p50 of the lag of the writes made in each second of the probe (null: some never seen). */
+function bySecond(lags) {
+  const perSecond = 1000 / WRITE_INTERVAL_MS;
+  const out = [];
+  for (let i = 0; i < lags.length; i += perSecond) {
+    const window = lags.slice(i, i + perSecond).sort((x, y) => x - y);
+    const p50 = quantile(window, 0.5);
+    out.push(Number.isFinite(p50) ? Math.round(p50 * 100) / 100 : null);
+  }
+  return out;
 }
 
 /**

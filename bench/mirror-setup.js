@@ -35,7 +35,8 @@ function keygen(dir, id) {
   return JSON.parse(r.stdout).fingerprint;
 }
 
-function writeConfig(rig, u) {
+/** One file per node (each has its own stateDir); `host` is a or b. */
+function writeConfig(rig, u, host) {
   const { a, b, n } = u.ids;
   const vault = (name, target, mode, extra = '') =>
     `  - { name: ${name}, source: ${a}, path: ${u.source[name]}, mode: ${mode}, ` +
@@ -43,20 +44,21 @@ function writeConfig(rig, u) {
     `      targets: [{ node: ${target}, replica: ${u.replica[name]} }] }`;
   const lines = [
     'node:',
-    `  id: ${a}`,
-    `  stateDir: ${u.state.a}`,
+    `  id: ${u.ids[host]}`,
+    `  stateDir: ${u.state[host]}`,
     'peers:',
     `  - { id: ${a}, addresses: ["${rig.ip.a}:${PORT}"], fingerprint: "${u.fingerprints.a}" }`,
     `  - { id: ${b}, addresses: ["${rig.ip.b}:${PORT}"], fingerprint: "${u.fingerprints.b}" }`,
     // Never started: nothing answers there, so vault l's forwarder only keeps dialling.
-    `  - { id: ${n}, addresses: ["${rig.ip.nowhere}:${PORT}"], fingerprint: "sha256:${'00'.repeat(32)}" }`,
+    `  - { id: ${n}, addresses: ["${rig.ip.nowhere}:${PORT}"], ` +
+      `fingerprint: "sha256:${'00'.repeat(32)}" }`,
     'vaults:',
     vault('m', b, 'async'),
     vault('s', b, 'sync', ' sync: { fsyncTimeoutMs: 10000, onTimeout: fail },'),
     vault('l', n, 'async'),
     '',
   ];
-  writeFileSync(u.config, lines.join('\n'));
+  writeFileSync(u.config[host], lines.join('\n'));
 }
 
 /** Starts both daemons and waits until vaults m and s are in-sync with the target. */
@@ -67,14 +69,15 @@ export async function startUnderstudy(rig) {
     state: { a: join(dir, 'state-a'), b: join(dir, 'state-b') },
     source: { m: join(dir, 'src-m'), s: join(dir, 'src-s'), l: join(dir, 'src-l') },
     replica: { m: join(dir, 'rep-m'), s: join(dir, 'rep-s'), l: join(dir, 'rep-l') },
-    config: join(dir, 'understudy.yaml'),
+    config: { a: join(dir, 'understudy-a.yaml'), b: join(dir, 'understudy-b.yaml') },
     logs: { a: join(dir, 'understudy-a.log'), b: join(dir, 'understudy-b.log') },
   };
   for (const p of Object.values(u.source)) mkdirSync(p);
   u.fingerprints = {
     a: keygen(join(u.state.a, 'keys'), u.ids.a), b: keygen(join(u.state.b, 'keys'), u.ids.b),
   };
-  writeConfig(rig, u);
+  writeConfig(rig, u, 'a');
+  writeConfig(rig, u, 'b');
   const { request } = await import(pathToFileURL(join(REPO_DIR, 'dist', 'control', 'index.js')));
   const socket = { a: join(u.state.a, 'control.sock'), b: join(u.state.b, 'control.sock') };
   const statusOf = async (host) => {
@@ -82,7 +85,8 @@ export async function startUnderstudy(rig) {
   };
   const daemons = {};
   const serve = (host) => rig.start(`understudy-${host}`, host,
-    [process.execPath, BIN, 'serve', '--config', u.config, '--node', u.ids[host]], u.logs[host]);
+    [process.execPath, BIN, 'serve', '--config', u.config[host], '--node', u.ids[host]],
+    u.logs[host]);
   const alive = (host) => {
     if (daemons[host].done) {
       throw new Error(`understudy on ${host} exited: ${readFileSync(u.logs[host], 'utf8')
