@@ -864,7 +864,8 @@ void journal_whole(OpsContext& c, int dir_fd, const char* name, std::string& pat
 
 // Journals the removal from the replica of the object now at entry `name` of `dir_fd`
 // (stat `st`), which the replica holds at `replica_path` because it was mirrored at
-// `old_path`. A directory first loses, bottom-up, what was mirrored beneath it.
+// `old_path` (two distinct strings: both grow during the walk). A directory first loses,
+// bottom-up, what was mirrored beneath it.
 void journal_removal(OpsContext& c, int dir_fd, const char* name, const struct stat& st,
                      std::string& old_path, std::string& replica_path, int64_t parent_mtime_ns,
                      Journaled* j) {
@@ -1080,11 +1081,14 @@ void journal_exchange_crossing(OpsContext& c, const RenameArgs& a, const RenameS
   const int64_t new_parent_ns = ns_of(s.new_parent_st.st_mtim);
   if (in_globs(c, old_path, a_dir)) {  // A, now at the new name, was mirrored at the old
     c.counters.left.fetch_add(1, std::memory_order_relaxed);
-    journal_removal(c, a.newdir.fd, a.newname, s.old_st, old_path, old_path, old_parent_ns, j);
+    std::string replica_path = old_path;
+    journal_removal(c, a.newdir.fd, a.newname, s.old_st, old_path, replica_path, old_parent_ns,
+                    j);
   }
   if (in_globs(c, new_path, b_dir)) {  // B, now at the old name, was mirrored at the new
     c.counters.left.fetch_add(1, std::memory_order_relaxed);
-    journal_removal(c, a.dir.fd, a.name, s.new_st, new_path, new_path, new_parent_ns, j);
+    std::string replica_path = new_path;
+    journal_removal(c, a.dir.fd, a.name, s.new_st, new_path, replica_path, new_parent_ns, j);
   }
   if (in_globs(c, new_path, a_dir)) {
     c.counters.entered.fetch_add(1, std::memory_order_relaxed);
@@ -1120,7 +1124,8 @@ void journal_rename_filtered(OpsContext& c, const RenameArgs& a, const RenameSta
     journal_whole(c, a.newdir.fd, a.newname, new_path, ns_of(s.new_parent_st.st_mtim), j);
   } else if (before) {
     c.counters.left.fetch_add(1, std::memory_order_relaxed);
-    journal_removal(c, a.newdir.fd, a.newname, s.old_st, old_path, old_path,
+    std::string replica_path = old_path;
+    journal_removal(c, a.newdir.fd, a.newname, s.old_st, old_path, replica_path,
                     ns_of(s.old_parent_st.st_mtim), j);
   } else {
     c.counters.unmirrored.fetch_add(1, std::memory_order_relaxed);
