@@ -47,3 +47,28 @@ t.test('a subset scan looks at the named paths only and leaves out absent ones',
   t.same(manifest.entries.map((e) => pathText(e.path)), ['d', 'd/f']);
   t.same(manifest.entries[1]?.xattrs, []);
 });
+
+t.test('a scan with `mirrored` leaves out what is not mirrored, directories with their tree',
+  async (t) => {
+    const root = mkdtempSync(join(tmpdir(), 'us-scan-'));
+    t.teardown(() => rmSync(root, { recursive: true, force: true }));
+    mkdirSync(join(root, 'cache/deep'), { recursive: true });
+    mkdirSync(join(root, 'd'));
+    for (const file of ['a.db', 'a.tmp', 'd/b', 'd/b.tmp', 'cache/c', 'cache/deep/e']) {
+      writeFileSync(join(root, file), file);
+    }
+    const asked: string[] = [];
+    const mirrored = (path: Buffer, isDir: boolean): boolean => {
+      const text = path.toString();
+      asked.push(`${text}${isDir ? '/' : ''}`);
+      return !text.endsWith('.tmp') && text !== 'cache';
+    };
+    const full = await scanManifest(root, 0, { withHashes: false, xattrs: null, mirrored });
+    t.same(full.entries.map((e) => pathText(e.path)), ['.', 'a.db', 'd', 'd/b']);
+    t.notOk(asked.some((p) => p.startsWith('cache/') && p !== 'cache/'),
+      'nothing below an excluded dir is read');
+    t.ok(asked.includes('cache/') && asked.includes('d/'), 'directories are asked as such');
+    const subset = await scanManifest(root, 0, { withHashes: false, xattrs: null, mirrored,
+      paths: [Buffer.from('a.tmp'), Buffer.from('d/b')] });
+    t.same(subset.entries.map((e) => pathText(e.path)), ['d/b'], 'named paths are filtered too');
+  });

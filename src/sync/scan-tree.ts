@@ -35,6 +35,11 @@ export interface ScanOptions {
   paths?: readonly Buffer[];
   /** Entries for which this is true are left out, with everything below them. */
   skip?: (path: Buffer) => boolean;
+  /**
+   * The vault's include/exclude globs (the source side; src/mount's PathFilter.matches):
+   * entries for which this is false are left out, a directory with everything below it.
+   */
+  mirrored?: (path: Buffer, isDir: boolean) => boolean;
   onProgress?: (progress: ScanProgress) => void;
   signal?: AbortSignal;
 }
@@ -97,6 +102,10 @@ async function scanEntry(rootBytes: Buffer, relative: Buffer, options: ScanOptio
   } catch (error) {
     if (vanished(error)) return null;
     throw new SyncScanError(pathText(relative), `lstat: ${errnoCode(error)}`, { cause: error });
+  }
+  // Not mirrored: not in the replica either, so not in the manifest (nor below, if a dir).
+  if (relative.length > 0 && options.mirrored?.(relative, st.isDirectory()) === false) {
+    return null;
   }
   const type = entryType(st);
   const size = type === 'file' || type === 'symlink' ? Number(st.size) : 0;

@@ -44,7 +44,8 @@ os.setxattr('a.tmp', 'user.kind', b'db')
 os.utime('a.tmp', ns=(1_600_000_000_000_000_000, 1_650_000_000_123_456_789))
 os.rename('a.tmp', 'a.db')
 # the same in a subdirectory, replacing an existing included file
-os.mkdir('d2'); put('d2/b.db', b'old'); put('d2/b.tmp', b'new contents'); os.rename('d2/b.tmp', 'd2/b.db')
+os.mkdir('d2'); put('d2/b.db', b'old'); put('d2/b.tmp', b'new contents')
+os.rename('d2/b.tmp', 'd2/b.db')
 # cache/: never journaled
 os.makedirs('cache/sub/deep')
 put('cache/sub/f1', b'one' * 1000); put('cache/sub/deep/f2', b'two')
