@@ -545,3 +545,83 @@ export class Cluster {
     }
   }
 }
+
+/**
+ * A light writer for the topology tests (one process, no python): creates, overwrites and
+ * appends to files, renames, unlinks, hard links, symlinks, chmods, truncates and makes dirs
+ * under `root`, in a seeded order, until stopped. It is the only writer of its tree, so every
+ * op succeeds; it throws on an unexpected error.
+ */
+export class Writer {
+  ops = 0;
+  bytes = 0;
+  #stopping = false;
+  #done: Promise<void> | null = null;
+  readonly #files: string[] = [];
+  readonly #random: () => number;
+
+  constructor(readonly root: string, seed: number, readonly prefix = 'w') {
+    this.#random = prng(seed);
+  }
+
+  #int(n: number): number {
+    return Math.floor(this.#random() * n);
+  }
+
+  /** Runs ops until `stop()`, `count` ops or `bytes` bytes written, pausing `pauseMs` between. */
+  run(limits: { count?: number; bytes?: number; pauseMs?: number } = {}): Promise<void> {
+    this.#done = (async () => {
+      const { mkdir, writeFile, appendFile, rename, unlink, link, symlink, chmod, truncate } =
+        await import('node:fs/promises');
+      let n = 0;
+      while (!this.#stopping && (limits.count === undefined || n < limits.count) &&
+        (limits.bytes === undefined || this.bytes < limits.bytes)) {
+        n += 1;
+        this.ops += 1;
+        const id = `${this.prefix}${this.ops}`;
+        const dir = join(this.root, `d${this.#int(5)}`, `s${this.#int(3)}`);
+        const r = this.#int(100);
+        const some = this.#files.length > 0 ? this.#int(this.#files.length) : -1;
+        const existing = some >= 0 ? this.#files[some] as string : undefined;
+        if (r < 40 || existing === undefined) {
+          await mkdir(dir, { recursive: true });
+          const size = 1 + (this.#int(10) === 0 ? this.#int(1 << 20) : this.#int(16_384));
+          const path = join(dir, `${id}.dat`);
+          await writeFile(path, Buffer.alloc(size, `${id}:`));
+          this.bytes += size;
+          this.#files.push(path);
+        } else if (r < 55) {
+          const data = Buffer.alloc(1 + this.#int(8192), `+${id}`);
+          await appendFile(existing, data);
+          this.bytes += data.length;
+        } else if (r < 65) {
+          const to = join(this.root, `d${this.#int(5)}`, `${id}.moved`);
+          await mkdir(join(to, '..'), { recursive: true });
+          await rename(existing, to);
+          this.#files[some] = to;
+        } else if (r < 72) {
+          await unlink(existing);
+          this.#files.splice(some, 1);
+        } else if (r < 77) {
+          const to = `${existing}.${id}.link`;
+          await link(existing, to);
+          this.#files.push(to);
+        } else if (r < 82) {
+          await symlink(`../${id}-target`, `${existing}.${id}.sym`);
+        } else if (r < 90) {
+          await chmod(existing, [0o600, 0o644, 0o640, 0o755][this.#int(4)] as number);
+        } else {
+          await truncate(existing, this.#int(20_000));
+        }
+        if (limits.pauseMs !== undefined && limits.pauseMs > 0) await sleep(limits.pauseMs);
+      }
+    })();
+    return this.#done;
+  }
+
+  /** Stops after the current op; resolves when the writer has stopped. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    await this.#done;
+  }
+}
