@@ -7,12 +7,15 @@ import { ControlServer } from '../control/index.js';
 import {
   LinkLiveness, RetentionKeeper, TargetForwarder, type ForwardLink,
 } from '../forwarder/index.js';
-import { Mount, clearStaleMount, type SyncPolicy } from '../mount/index.js';
+import { Mount, PathFilter, clearStaleMount, type SyncPolicy } from '../mount/index.js';
 import type { Logger } from '../obs/index.js';
 import { Applier } from '../replayer/index.js';
 import { CheckpointStore } from '../replayer/checkpoint-store.js';
 import { Receiver, type ReceiverVault } from '../replayer/receiver.js';
 import { clearStaleReplicaBind, protectReplica } from '../replayer/receiver-replica.js';
+import {
+  openReplicaRoot, setAsideFolder, type ReplicaRootHandle,
+} from '../replayer/set-aside-service.js';
 import { SyncService, type XattrReader } from '../sync/index.js';
 import {
   connectTls, listenTls, type Link, type Security, type WireServer,
@@ -35,6 +38,8 @@ export interface NodeOptions {
 interface SourceVault {
   config: VaultConfig;
   mount: Mount;
+  /** The vault's include/exclude globs, as the mount applies them (scans skip the rest). */
+  filter: PathFilter;
   journalDir: string;
   keeper: RetentionKeeper;
   forwarders: TargetForwarder[];
@@ -46,6 +51,8 @@ interface TargetVault {
   config: VaultConfig & { replica: string };
   applier: Applier;
   unprotect: (() => void) | null;
+  /** The replica root's fd, opened before the read-only bind: set-aside writes beneath it. */
+  root: ReplicaRootHandle;
 }
 
 /** The control socket every node also serves so `understudy status` finds it with no flag. */
@@ -206,7 +213,7 @@ export class Node {
     return new VerifyService({ nodeId: this.#config.node.id, xattrs, log: this.#log,
       sources: () => this.#sources.map((s) => ({ name: s.config.name, path: s.config.path,
         targets: s.config.targets.map((t) => t.node), lastSeq: () => s.mount.stats().lastSeq,
-        dial })) });
+        mirrored: (path: Buffer, isDir: boolean) => s.filter.matches(path, isDir), dial })) });
   }
 
   /** `understudy sync` (docs/sync.md): sync records through the journal, manifests over links. */
@@ -228,9 +235,11 @@ export class Node {
       clearStaleReplicaBind(vault.replica, marker, this.#log);
       // The root fd first: the read-only bind goes over the path, not under the fd.
       const applier = Applier.open(vault.replica);
+      const root = openReplicaRoot(vault.replica);
       const unprotect = protectReplica(vault.replica, marker, this.#log);
-      this.#targets.push({ config: vault, applier, unprotect });
+      this.#targets.push({ config: vault, applier, unprotect, root });
       vaults.push({ name: vault.name, source: vault.source, replica: vault.replica, applier,
+        writableRoot: root.path,
         checkpoints: new CheckpointStore(join(node.stateDir, 'vaults', vault.name,
           'checkpoint.json')) });
     }
@@ -238,7 +247,9 @@ export class Node {
     this.#receiver = new Receiver({ nodeId: node.id, vaults, log: this.#log,
       heartbeatIntervalMs: node.heartbeatIntervalMs,
       liveness: (now) => new LinkLiveness(node.heartbeatIntervalMs, now),
-      manifestScanner: replicaScanner(xattrs) });
+      manifestScanner: replicaScanner(xattrs),
+      setAsideFolder: (vault, syncId) => setAsideFolder(node.stateDir, vault, syncId, Date.now()),
+    });
   }
 
   async #startSource(vault: VaultConfig, security: Security, segmentBytesMax?: number):
@@ -259,14 +270,16 @@ export class Node {
       onNeedsResync: (target, reason) =>
         forwarders.find((f) => f.status().node === target)?.markNeedsResync(reason) });
     let source: SourceVault | null = null;
+    const filter = PathFilter.create(vault.include, vault.exclude);
     const mount = await Mount.open({ mountpoint: vault.path, journalDir, epoch, sync: policy,
+      include: vault.include, exclude: vault.exclude,
       ...(segmentBytesMax === undefined ? {} : { segmentBytesMax }),
       onWritten: (seq) => {
         for (const forwarder of forwarders) forwarder.notify(seq);
         if (source !== null) keeper.grew(source.mount.stats().journalBytes);
       },
       onDegraded: () => { if (source !== null) this.#degraded(source); } });
-    source = { config: vault, mount, journalDir, keeper, forwarders, degradedAtMs: null };
+    source = { config: vault, mount, filter, journalDir, keeper, forwarders, degradedAtMs: null };
     const synced = source;
     this.#log.info({ vault: vault.name, path: vault.path, journalDir, epoch, mode: vault.mode,
       ...(vault.mode === 'sync' ? vault.sync : {}) }, 'vault mounted');
@@ -400,6 +413,7 @@ export class Node {
     }
     for (const target of this.#targets) {
       await step('applier', () => target.applier.close());
+      await step('replica root fd', () => target.root.close());
       await step(`read-only bind of ${target.config.replica}`, () => target.unprotect?.());
     }
   }

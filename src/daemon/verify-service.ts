@@ -45,6 +45,8 @@ export interface VerifySource {
   path: string;
   targets: readonly string[];
   lastSeq(): number;
+  /** The vault's include/exclude globs: what is not mirrored is not compared. */
+  mirrored?: (path: Buffer, isDir: boolean) => boolean;
   dial(target: string): Promise<ManifestRequestLink>;
 }
 
@@ -179,6 +181,7 @@ export class VerifyService {
       phase('source', { totalEntries: targetManifest.entries.length, totalBytes });
       const sourceManifest = await scanManifest(source.path, atSeq, { withHashes,
         xattrs: this.o.xattrs, ...(paths === undefined ? {} : { paths }),
+        ...(source.mirrored === undefined ? {} : { mirrored: source.mirrored }),
         onProgress: throttle((p) => emit({ event: 'progress', side: 'source', target,
           entries: p.entries, bytes: p.bytes, totalEntries: targetManifest.entries.length,
           totalBytes })) });
