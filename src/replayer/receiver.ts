@@ -1,10 +1,11 @@
 import type { Logger } from '../obs/index.js';
 import type {
-  BatchMessage, HeartbeatMessage, ManifestRequestMessage, WireMessage,
+  BatchMessage, HeartbeatMessage, ManifestRequestMessage, SetAsideRequestMessage, WireMessage,
 } from '../wire/index.js';
 import type { ApplyResult } from './applier.js';
 import { CheckpointStore, type Checkpoint } from './checkpoint-store.js';
 import { serveManifest, type ManifestScanner } from './manifest-service.js';
+import { serveSetAside } from './set-aside-service.js';
 import {
   ackFor, afterApply, checkBatch, checkHello, type ReceivedVault, type Refusal,
 } from './receiver-checks.js';
@@ -35,6 +36,8 @@ export interface ReceiverVault extends ReceivedVault {
   replica: string;
   applier: ReplicaApplier;
   checkpoints: CheckpointStore;
+  /** A writable path to the replica root (beneath its read-only bind); absent: no set-aside. */
+  writableRoot?: string;
 }
 
 /** Everything a Receiver needs; the daemon wires it. */
@@ -47,6 +50,8 @@ export interface ReceiverOptions {
   nowMs?: () => number;
   /** Scans replicas for ManifestRequests (src/sync via the daemon); absent: refused. */
   manifestScanner?: ManifestScanner;
+  /** The set-aside folder of one sync of a vault (docs/sync.md); absent: set-aside refused. */
+  setAsideFolder?: (vault: string, syncId: string) => string;
 }
 
 /** A received vault's state for `understudy status`. */
@@ -74,6 +79,8 @@ interface VaultSlot {
   lastError: string | null;
   /** Serialises sessions: a new link waits until the old one applies nothing more. */
   turn: Promise<void>;
+  /** Serialises batches with set-aside: nothing moves in the replica while one applies. */
+  exclusive: Promise<unknown>;
 }
 
 /**
@@ -97,7 +104,7 @@ export class Receiver {
     for (const vault of options.vaults) {
       this.#vaults.set(vault.name, vault);
       this.#slots.set(vault.name, { vault, checkpoint: vault.checkpoints.load(), session: null,
-        lastError: null, turn: Promise.resolve() });
+        lastError: null, turn: Promise.resolve(), exclusive: Promise.resolve() });
     }
   }
 
@@ -158,6 +165,10 @@ export class Receiver {
         timer.stop();
         return await this.#manifest(link, hello, authenticated);
       }
+      if (hello.type === 'setAsideRequest') {
+        timer.stop();
+        return await this.#setAside(link, hello, authenticated);
+      }
       if (authenticated === null && hello.type === 'hello') peer = hello.nodeId;
       if (hello.type !== 'hello') {
         this.#refuse(link, { code: 'RECEIVER_HELLO_EXPECTED',
@@ -215,6 +226,32 @@ export class Receiver {
     await serveManifest(link, request, authenticated, vault, scanner, this.#o.log);
   }
 
+  /** Moves objects only the target has out of the replica (set-aside, docs/sync.md). */
+  async #setAside(link: ReceiveLink, request: SetAsideRequestMessage,
+    authenticated: string | null): Promise<void> {
+    const slot = this.#slots.get(request.vault);
+    const folderOf = this.#o.setAsideFolder;
+    const root = slot?.vault.writableRoot;
+    if (folderOf === undefined || (slot !== undefined && root === undefined)) {
+      link.send({ type: 'error', code: 'SET_ASIDE_UNSUPPORTED', vault: request.vault,
+        message: 'this node cannot set aside objects of that replica' });
+      link.close('set-aside unsupported');
+      return;
+    }
+    const vault = slot === undefined || root === undefined ? null : { name: slot.vault.name,
+      source: slot.vault.source, writableRoot: root,
+      exclusive: <T>(fn: () => Promise<T>) => this.#exclusive(slot, fn) };
+    await serveSetAside(link, request, authenticated, vault,
+      (syncId) => folderOf(request.vault, syncId), this.#o.log);
+  }
+
+  /** Runs `fn` when no batch applies to the slot's replica and no other set-aside runs. */
+  #exclusive<T>(slot: VaultSlot, fn: () => Promise<T>): Promise<T> {
+    const run = slot.exclusive.then(fn);
+    slot.exclusive = run.catch(() => undefined);
+    return run;
+  }
+
   /** Runs `body` as the vault's only session, after the previous one has finished. */
   async #takeTurn(slot: VaultSlot, link: ReceiveLink, peer: string,
     body: (ended: () => boolean) => Promise<void>): Promise<void> {
@@ -254,7 +291,7 @@ export class Receiver {
     }
     let result: ApplyResult;
     try {
-      result = await slot.vault.applier.apply(batch.records);
+      result = await this.#exclusive(slot, () => slot.vault.applier.apply(batch.records));
     } catch (error) {
       // Nothing of this batch is checkpointed: the source sends it again on a new link.
       const e = error as { code?: string; message?: string };

@@ -20,6 +20,7 @@ export {
 export {
   requestManifest, type ManifestRequestLink, type ManifestRequestOptions, type ManifestProgress,
 } from './manifest-exchange.js';
+export { requestSetAside, type SetAsideRequestOptions } from './set-aside-exchange.js';
 export { SyncScanError, SyncManifestError } from './errors.js';
 export {
   planSync, blockRanges, splitRanges, type SyncPlan, type EmitStep, type TimesStep,

@@ -30,6 +30,8 @@ export interface SyncEmitter {
 export interface SetAsideOutcome {
   moved: number;
   removed: number;
+  /** Paths the target could not handle (they stay in the replica), one line each. */
+  errors: string[];
   /** Where they went: `<stateDir>/set-aside/<vault>/<timestamp>` on the target. */
   folder: string;
 }
@@ -54,8 +56,12 @@ export interface SyncRunOptions {
   /** The target's manifest at a checkpoint >= atSeq (src/sync requestManifest over a link). */
   targetManifest(atSeq: number, withHashes: boolean, paths?: readonly Buffer[]):
     Promise<Manifest>;
-  /** Moves (or removes) objects only the target has; absent: they stay and are reported. */
-  setAside?: (entries: ManifestEntry[], remove: boolean) => Promise<SetAsideOutcome>;
+  /**
+   * Moves (or removes) objects only the target has, or of another type there, before the
+   * pass's records; absent: they stay and are reported. `syncId` is decimal.
+   */
+  setAside?: (entries: ManifestEntry[], remove: boolean, syncId: string) =>
+    Promise<SetAsideOutcome>;
   checksum: boolean;
   delete: boolean;
   /** Most range bytes per emit call (Mount.syncEmitBytesMax()). */
@@ -78,6 +84,10 @@ export interface SyncSummary {
   /** Objects the source no longer had when their turn came (their removal is journaled). */
   vanished: number;
   setAside: number;
+  /** Where they went on the target ('' when nothing was set aside). */
+  setAsideFolder: string;
+  /** Objects the target could not set aside (they stay in the replica). */
+  setAsideErrors: string[];
   /** Objects only on the target that stayed there (no set-aside service): listed. */
   keptOnTarget: string[];
   /** Differences still seen after the last pass (writes in flight; the stream fixes them). */
@@ -132,7 +142,8 @@ export async function runSync(o: SyncRunOptions): Promise<SyncSummary> {
   const beginSeq = await o.emitter.syncBegin(syncId, flags, Buffer.alloc(0));
   const summary: SyncSummary = { vault: o.vault, target: o.target, syncId: syncId.toString(),
     beginSeq, endSeq: 0, passes: 0, entries: 0, dataBytes: 0, records: 0, vanished: 0,
-    setAside: 0, keptOnTarget: [], remaining: 0, elapsedMs: 0 };
+    setAside: 0, setAsideFolder: '', setAsideErrors: [], keptOnTarget: [], remaining: 0,
+    elapsedMs: 0 };
   for (let pass = 1; pass <= PASSES_MAX; pass += 1) {
     o.signal?.throwIfAborted();
     const done = await runPass(o, pass, summary);
@@ -183,8 +194,10 @@ async function setAside(o: SyncRunOptions, pass: number, entries: ManifestEntry[
     o.onEvent?.({ event: 'set-aside', pass, paths, outcome: null });
     return;
   }
-  const outcome = await o.setAside(entries, o.delete);
+  const outcome = await o.setAside(entries, o.delete, summary.syncId);
   summary.setAside += outcome.moved + outcome.removed;
+  summary.setAsideErrors.push(...outcome.errors);
+  if (summary.setAsideFolder === '') summary.setAsideFolder = outcome.folder;
   o.onEvent?.({ event: 'set-aside', pass, paths, outcome });
 }
 

@@ -1,8 +1,13 @@
 import { UnderstudyError } from '../core/index.js';
 import type { Logger } from '../obs/index.js';
+import { SET_ASIDE_PATHS_MAX } from '../wire/index.js';
 import { requestManifest, type ManifestRequestLink } from './manifest-exchange.js';
+import { requestSetAside } from './set-aside-exchange.js';
 import type { XattrReader } from './scan-tree.js';
-import { runSync, type SyncEmitter, type SyncEvent, type SyncSummary } from './sync-runner.js';
+import {
+  runSync, type SetAsideOutcome, type SyncEmitter, type SyncEvent, type SyncSummary,
+} from './sync-runner.js';
+import type { ManifestEntry } from './manifest.js';
 
 /** A sync failure the operator can act on. */
 export class SyncError extends UnderstudyError {
@@ -40,6 +45,9 @@ const CATCH_UP_WAIT_MS = 120_000;
 export class SyncService {
   readonly #running = new Map<string, { target: string; event: SyncEvent | null;
     startedAtMs: number }>();
+  /** The sync of each vault in progress, and how to abort it. */
+  readonly #tails = new Map<string, Promise<SyncSummary>>();
+  readonly #aborts = new Map<string, AbortController>();
 
   constructor(private readonly o: SyncServiceOptions) {}
 
@@ -66,48 +74,104 @@ export class SyncService {
       throw new SyncError('SYNC_TARGET_UNKNOWN', `vault ${source.name} has no target ` +
         `${String(wanted)}`, `its targets are: ${source.targets.join(', ')}`);
     }
-    if (this.#running.has(source.name)) {
+    if (this.#tails.has(source.name)) {
       throw new SyncError('SYNC_BUSY', `a sync of vault ${source.name} is running`,
         'wait for it to finish (`understudy status` shows its progress)');
     }
     const out: SyncSummary[] = [];
-    try {
-      for (const target of targets) {
-        out.push(await this.syncTarget(source, target, params['checksum'] === true,
-          params['delete'] === true, emit));
-      }
-    } finally {
-      this.#running.delete(source.name);
+    for (const target of targets) {
+      out.push(await this.syncTarget(source, target, { checksum: params['checksum'] === true,
+        delete: params['delete'] === true }, emit));
     }
     return { vault: source.name, targets: out };
   }
 
-  /** Syncs one target (also run on its own by the daemon for a target that needs it). */
-  async syncTarget(source: SyncSource, target: string, checksum: boolean, remove: boolean,
-    emit: (event: Record<string, unknown>) => void = () => {}): Promise<SyncSummary> {
+  /**
+   * Syncs one target when no other sync of the vault runs (waits for it first): the daemon's
+   * automatic sync of a target that connected for the first time or needed a resync. The
+   * signal aborts it (the link to the target was lost, or the node stops).
+   */
+  async syncQueued(source: SyncSource, target: string, signal: AbortSignal):
+    Promise<SyncSummary> {
+    for (;;) {
+      const running = this.#tails.get(source.name);
+      if (running === undefined) break;
+      await running.catch(() => undefined);
+      signal.throwIfAborted();
+    }
+    return this.syncTarget(source, target, { checksum: false, delete: false, signal });
+  }
+
+  /** Aborts every sync in progress and waits until none runs (before an unmount). */
+  async stopAll(): Promise<void> {
+    for (const abort of this.#aborts.values()) abort.abort(new Error('the node is stopping'));
+    await Promise.allSettled([...this.#tails.values()]);
+  }
+
+  /** Syncs one target (the control method's and the daemon's entry). */
+  syncTarget(source: SyncSource, target: string, options: { checksum: boolean;
+    delete: boolean; signal?: AbortSignal },
+  emit: (event: Record<string, unknown>) => void = () => {}): Promise<SyncSummary> {
+    const abort = new AbortController();
+    const onAbort = (): void => abort.abort(options.signal?.reason);
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    if (options.signal?.aborted === true) onAbort();
+    const run = this.#run(source, target, options.checksum, options.delete, abort.signal, emit)
+      .finally(() => {
+        options.signal?.removeEventListener('abort', onAbort);
+        if (this.#tails.get(source.name) === run) this.#tails.delete(source.name);
+        if (this.#aborts.get(source.name) === abort) this.#aborts.delete(source.name);
+      });
+    this.#tails.set(source.name, run);
+    this.#aborts.set(source.name, abort);
+    return run;
+  }
+
+  #dial(source: SyncSource, target: string): Promise<ManifestRequestLink> {
+    return source.dial(target).catch((error: unknown) => {
+      throw new SyncError('SYNC_TARGET_UNREACHABLE', `cannot reach target ${target} of ` +
+        `vault ${source.name}: ${(error as Error).message}`,
+        'check the target daemon runs (`understudy status` there)', { cause: error });
+    });
+  }
+
+  /** Asks the target to move (or remove) objects only it has, in requests of bounded size. */
+  async #setAside(source: SyncSource, target: string, entries: ManifestEntry[],
+    remove: boolean, syncId: string): Promise<SetAsideOutcome> {
+    const outcome: SetAsideOutcome = { moved: 0, removed: 0, errors: [], folder: '' };
+    for (let i = 0; i < entries.length; i += SET_ASIDE_PATHS_MAX) {
+      const paths = entries.slice(i, i + SET_ASIDE_PATHS_MAX).map((e) => e.path);
+      const reply = await requestSetAside(await this.#dial(source, target), {
+        nodeId: this.o.nodeId, vault: source.name, syncId, paths, delete: remove });
+      outcome.moved += reply.moved;
+      outcome.removed += reply.deleted;
+      outcome.errors.push(...reply.errors);
+      outcome.folder = reply.folder;
+    }
+    this.o.log.warn({ vault: source.name, target, moved: outcome.moved,
+      removed: outcome.removed, folder: outcome.folder, errors: outcome.errors.slice(0, 20) },
+    remove ? 'objects only on the target removed (--delete)'
+      : 'objects only on the target set aside on the target');
+    return outcome;
+  }
+
+  async #run(source: SyncSource, target: string, checksum: boolean, remove: boolean,
+    signal: AbortSignal, emit: (event: Record<string, unknown>) => void):
+    Promise<SyncSummary> {
     const state = { target, event: null as SyncEvent | null, startedAtMs: Date.now() };
     this.#running.set(source.name, state);
     this.o.log.info({ vault: source.name, target, checksum, delete: remove }, 'sync started');
     try {
       const summary = await runSync({ vault: source.name, target, root: source.path,
         emitter: source.emitter, xattrs: this.o.xattrs, lastSeq: () => source.lastSeq(),
-        targetManifest: async (atSeq, withHashes, paths) => {
-          const link = await source.dial(target).catch((error: unknown) => {
-            throw new SyncError('SYNC_TARGET_UNREACHABLE', `cannot reach target ${target} of ` +
-              `vault ${source.name}: ${(error as Error).message}`,
-              'check the target daemon runs (`understudy status` there)', { cause: error });
-          });
-          return requestManifest(link, { nodeId: this.o.nodeId, vault: source.name, atSeq,
-            withHashes, waitMsMax: CATCH_UP_WAIT_MS, ...(paths === undefined ? {} : { paths }) });
-        },
-        checksum, delete: remove, emitBytesMax: source.emitBytesMax,
+        targetManifest: async (atSeq, withHashes, paths) =>
+          requestManifest(await this.#dial(source, target), { nodeId: this.o.nodeId,
+            vault: source.name, atSeq, withHashes, waitMsMax: CATCH_UP_WAIT_MS, signal,
+            ...(paths === undefined ? {} : { paths }) }),
+        setAside: (entries, del, syncId) => this.#setAside(source, target, entries, del, syncId),
+        checksum, delete: remove, emitBytesMax: source.emitBytesMax, signal,
         onEvent: (event) => {
           state.event = event;
-          if (event.event === 'set-aside' && event.outcome === null) {
-            this.o.log.warn({ vault: source.name, target, paths: event.paths.slice(0, 20),
-              count: event.paths.length }, 'objects only on the target are kept there (not ' +
-              'set aside, not deleted): move them away on the target if they are stale');
-          }
           emit({ ...event, vault: source.name, target });
         } });
       this.o.log.info({ ...summary }, 'sync done');

@@ -15,13 +15,14 @@ export {
   HEARTBEAT_VAULTS_MAX, MANIFEST_CHUNK_ENTRIES_MAX, MANIFEST_CHUNK_BYTES_TARGET,
   MANIFEST_PATH_BYTES_MAX, MANIFEST_REQUEST_PATHS_MAX, XATTR_NAME_BYTES_MAX,
   XATTR_VALUE_BYTES_MAX, MANIFEST_ENTRY_XATTRS_MAX, MANIFEST_LINK_KEY_BYTES_MAX,
-  MANIFEST_BLOCK_HASHES_BYTES_MAX, MANIFEST_BLOCK_HASH_BYTES,
+  MANIFEST_BLOCK_HASHES_BYTES_MAX, MANIFEST_BLOCK_HASH_BYTES, SET_ASIDE_PATHS_MAX,
+  SET_ASIDE_ERRORS_MAX,
 } from './limits.js';
 export type {
   WireMessage, WireMessageType, AdmitMessage, HelloMessage, WelcomeMessage, BatchMessage,
   AckMessage, HeartbeatMessage, VaultPosition, ErrorMessage, Role, Want,
   ManifestRequestMessage, ManifestChunkMessage, ManifestErrorMessage, ManifestEntryMessage,
-  ManifestEntryType,
+  ManifestEntryType, SetAsideRequestMessage, SetAsideReplyMessage,
 } from './messages.js';
 export { encodedEntryBytes } from './manifest-codec.js';
 export { encodeFrame, FrameDecoder } from './frame-codec.js';

@@ -45,3 +45,7 @@ export const MANIFEST_LINK_KEY_BYTES_MAX = 64;
 export const MANIFEST_BLOCK_HASHES_BYTES_MAX = 1 << 20;
 /** Bytes of one block hash on the wire (mirror of src/sync BLOCK_HASH_BYTES). */
 export const MANIFEST_BLOCK_HASH_BYTES = 16;
+/** Most paths one SetAsideRequest names (a sync sends more in several requests). */
+export const SET_ASIDE_PATHS_MAX = 4096;
+/** Most error lines one SetAsideReply carries (the target's log has them all). */
+export const SET_ASIDE_ERRORS_MAX = 64;

@@ -5,6 +5,7 @@ import { checkBatchRecords } from './batch-records.js';
 import {
   decodeManifestChunk, decodeManifestError, decodeManifestRequest, entryFields,
 } from './manifest-codec.js';
+import { decodeSetAsideReply, decodeSetAsideRequest } from './set-aside-codec.js';
 import { WireMalformedError } from './errors.js';
 import {
   EPOCH_MAX, ERROR_CODE_BYTES_MAX, ERROR_MESSAGE_BYTES_MAX, HEARTBEAT_VAULTS_MAX,
@@ -128,6 +129,7 @@ export function decodeHello(fields: Fields): HelloMessage {
     lastDurableSeq: seq(fields, 'lastDurableSeq', 'hello', 0),
     role: enumValue(fields, 'role', 'hello', ROLE_NUMBERS),
     want: enumValue(fields, 'want', 'hello', WANT_NUMBERS),
+    ...(fields['resync'] === true ? { resync: true as const } : {}),
   };
 }
 
@@ -209,6 +211,7 @@ const DECODERS: Record<WireMessage['type'], (fields: Fields) => WireMessage> = {
   ack: decodeAck, heartbeat: decodeHeartbeat, error: decodeError,
   manifestRequest: decodeManifestRequest, manifestChunk: decodeManifestChunk,
   manifestError: decodeManifestError,
+  setAsideRequest: decodeSetAsideRequest, setAsideReply: decodeSetAsideReply,
 };
 
 /** Decodes one frame body (without its length prefix) into a checked domain message. */

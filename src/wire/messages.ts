@@ -22,6 +22,8 @@ export interface HelloMessage {
   lastDurableSeq: Seq;
   role: Role;
   want: Want;
+  /** Set by a source whose target needs a sync: the target may resume past its checkpoint. */
+  resync?: true;
 }
 
 /** Server to client, answer to a Hello: where the record stream resumes. */
@@ -135,6 +137,33 @@ export interface ManifestErrorMessage {
   message: string;
 }
 
+/**
+ * Source to target, first message of a link of its own, during a sync: move these objects
+ * out of the replica into the set-aside folder, or remove them with `delete` (docs/sync.md).
+ */
+export interface SetAsideRequestMessage {
+  type: 'setAsideRequest';
+  requestId: number;
+  nodeId: string;
+  vault: string;
+  /** The sync's id, decimal. */
+  syncId: string;
+  paths: Buffer[];
+  delete: boolean;
+}
+
+/** Target to source: what a SetAsideRequest did; the link closes after it. */
+export interface SetAsideReplyMessage {
+  type: 'setAsideReply';
+  requestId: number;
+  moved: number;
+  deleted: number;
+  /** Where the objects went on the target. */
+  folder: string;
+  /** One line per path that could not be handled (at most SET_ASIDE_ERRORS_MAX). */
+  errors: string[];
+}
+
 /** Every message a link carries, discriminated by `type`. */
 export type WireMessage =
   | AdmitMessage
@@ -146,7 +175,9 @@ export type WireMessage =
   | ErrorMessage
   | ManifestRequestMessage
   | ManifestChunkMessage
-  | ManifestErrorMessage;
+  | ManifestErrorMessage
+  | SetAsideRequestMessage
+  | SetAsideReplyMessage;
 
 /** The `type` of a WireMessage. */
 export type WireMessageType = WireMessage['type'];
