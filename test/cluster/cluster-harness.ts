@@ -415,10 +415,13 @@ export class Cluster {
     const daemon = this.daemons.get(key);
     let gone = false;
     void daemon?.exited.then(() => { gone = true; });
-    return until(async () => {
+    const at = Date.now();
+    const status = await until(async () => {
       if (gone) throw new Error(`the daemon of ${key} exited: ${this.tail(key)}`);
       return this.status(key);
     }, ms, () => `${key} never answered status: ${this.tail(key)}`);
+    if (Date.now() - at > 3000) this.t.comment(`${key} took ${Date.now() - at} ms to answer`);
+    return status;
   }
 
   tail(key: string, chars = 3000): string {
@@ -499,8 +502,9 @@ export class Cluster {
    */
   async stopAll(): Promise<void> {
     for (const key of this.daemons.keys()) {
+      const at = Date.now();
       const code = await this.stop(key);
-      this.t.equal(code, 0, `the daemon of ${key} stops cleanly on SIGTERM`);
+      this.t.equal(code, 0, `the daemon of ${key} stops cleanly on SIGTERM (${Date.now() - at} ms)`);
     }
   }
 
@@ -585,7 +589,7 @@ export class Writer {
         const existing = some >= 0 ? this.#files[some] as string : undefined;
         if (r < 40 || existing === undefined) {
           await mkdir(dir, { recursive: true });
-          const size = 1 + (this.#int(10) === 0 ? this.#int(1 << 20) : this.#int(16_384));
+          const size = 1 + (this.#int(10) === 0 ? this.#int(256 << 10) : this.#int(16_384));
           const path = join(dir, `${id}.dat`);
           await writeFile(path, Buffer.alloc(size, `${id}:`));
           this.bytes += size;
