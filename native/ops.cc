@@ -235,6 +235,24 @@ void touch(Inode& inode, uint64_t seq) {
   }
 }
 
+// A name outside the globs changed in directory `dir`: the replica gets no record for the
+// name, but the directory's times changed on the backing, so they are journaled (invariant
+// 4: a mirrored directory's mtime converges). Rare path: a local string is fine here.
+void journal_dir_times(OpsContext& c, Inode& dir, const struct stat& dir_st, Journaled* j) {
+  if (j->failed) return;
+  std::string path;
+  if (c.table->path_of(dir, path) != PathStatus::OK) return;
+  if (c.filter != nullptr && !c.filter->mirrored(path, true)) return;
+  PayloadWriter w(tl_payload);
+  w.u64(dir_st.st_ino);
+  w.i64(ns_of(dir_st.st_atim));
+  w.i64(ns_of(dir_st.st_mtim));
+  w.bytes(path);
+  const uint64_t seq = enqueue(c, RecordKind::UTIMENS);
+  j->add(seq);
+  touch(dir, seq);
+}
+
 void fill_entry(OpsContext& c, Inode& inode, const struct stat& st, fuse_entry_param* e) {
   std::memset(e, 0, sizeof *e);
   e->ino = c.table->ino_of(inode);
@@ -551,7 +569,10 @@ int finish_new_node(fuse_req_t req, OpsContext& c, Inode& dir, const char* name,
   }
   Inode& inode = c.table->acquire(fd, st, &dir, name, c.last_enqueued.load());
   fill_entry(c, inode, st, e);
-  if (!want_record(c, inode, st, j)) return 0;
+  if (!want_record(c, inode, st, j)) {
+    journal_dir_times(c, dir, parent_st, j);
+    return 0;
+  }
   PayloadWriter w(tl_payload);
   w.u64(st.st_ino);
   RecordKind kind = RecordKind::CREATE;
@@ -961,7 +982,8 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* n
         j.failed = true;
         c.counters.journal_errors.fetch_add(1, std::memory_order_relaxed);
       } else if (!mirrored(c, tl_path, false)) {
-        // A new name outside the globs: the replica does not change.
+        // A new name outside the globs: only the directory's times change on the replica.
+        journal_dir_times(c, dir, parent_st, &j);
       } else if (!in_globs(c, tl_path2, false)) {
         // The file enters the mirrored set under its new name: journaled whole there.
         c.counters.entered.fetch_add(1, std::memory_order_relaxed);
@@ -1016,9 +1038,10 @@ void remove_entry(fuse_req_t req, fuse_ino_t parent, const char* name, bool is_d
     if (err == 0 && unlinkat(dir.fd, name, is_dir ? AT_REMOVEDIR : 0) != 0) err = errno;
     if (err == 0) err = stat_fd(dir.fd, &parent_st);
     if (err == 0) {
-      const bool journal = entry_path(c, dir, name, tl_path, &j) &&
-                           mirrored(c, tl_path, S_ISDIR(st.st_mode));
+      const bool named = entry_path(c, dir, name, tl_path, &j);
+      const bool journal = named && mirrored(c, tl_path, S_ISDIR(st.st_mode));
       c.table->remove_name(st.st_dev, st.st_ino, dir, name);
+      if (named && !journal) journal_dir_times(c, dir, parent_st, &j);
       if (journal) {
         PayloadWriter w(tl_payload);
         w.u64(st.st_ino);
@@ -1122,13 +1145,17 @@ void journal_rename_filtered(OpsContext& c, const RenameArgs& a, const RenameSta
   } else if (after) {
     c.counters.entered.fetch_add(1, std::memory_order_relaxed);
     journal_whole(c, a.newdir.fd, a.newname, new_path, ns_of(s.new_parent_st.st_mtim), j);
+    if (&a.newdir != &a.dir) journal_dir_times(c, a.dir, s.old_parent_st, j);
   } else if (before) {
     c.counters.left.fetch_add(1, std::memory_order_relaxed);
     std::string replica_path = old_path;
     journal_removal(c, a.newdir.fd, a.newname, s.old_st, old_path, replica_path,
                     ns_of(s.old_parent_st.st_mtim), j);
+    if (&a.newdir != &a.dir) journal_dir_times(c, a.newdir, s.new_parent_st, j);
   } else {
     c.counters.unmirrored.fetch_add(1, std::memory_order_relaxed);
+    journal_dir_times(c, a.dir, s.old_parent_st, j);
+    if (&a.newdir != &a.dir) journal_dir_times(c, a.newdir, s.new_parent_st, j);
   }
 }
 
