@@ -13,6 +13,7 @@ import { msSince, nowNs, quantile, sleep } from './mirror-lib.js';
 
 const PROBE = fileURLToPath(new URL('./mirror-probe.js', import.meta.url));
 export const RECORD_BYTES = 100;
+/** Default spacing of the lag probe's writes. */
 export const WRITE_INTERVAL_MS = 5;
 const BLOCK_BYTES = 1 << 20;
 const block = randomBytes(BLOCK_BYTES);
@@ -65,12 +66,13 @@ async function sizeReached(path, bytes, deadlineNs, what) {
 }
 
 /**
- * Lag probe: appends a 100-byte record (seq + write time) every 5 ms for `seconds`, each by
+ * Lag probe: appends a 100-byte record (seq + write time) every `intervalMs` for `seconds`, by
  * open(O_APPEND) + write + close (so that inotify-driven tools see a close), while the probe
  * in host b watches the replica. Returns p50/p99/max of (seen on target - write() returned).
  */
-export async function measureLag(rig, { name, srcDir, replicaDir, seconds, settleMs, logFile }) {
-  const count = Math.round((seconds * 1000) / WRITE_INTERVAL_MS);
+export async function measureLag(rig, { name, srcDir, replicaDir, seconds, settleMs, logFile,
+  intervalMs = WRITE_INTERVAL_MS }) {
+  const count = Math.round((seconds * 1000) / intervalMs);
   const file = `lag-${name}.log`;
   const probe = rig.start(`probe-${name}`, 'b', [process.execPath, PROBE,
     join(replicaDir, file), String(count), String(RECORD_BYTES)], logFile, { pipes: true });
@@ -85,7 +87,7 @@ export async function measureLag(rig, { name, srcDir, replicaDir, seconds, settl
   const path = join(srcDir, file);
   const startNs = nowNs();
   for (let seq = 0; seq < count; seq += 1) {
-    const dueMs = seq * WRITE_INTERVAL_MS - msSince(startNs);
+    const dueMs = seq * intervalMs - msSince(startNs);
     if (dueMs >= 1) await sleep(dueMs);
     const record = `${seq} ${nowNs()}`.padEnd(RECORD_BYTES - 1) + '\n';
     const fd = openSync(path, 'a');
@@ -112,13 +114,13 @@ export async function measureLag(rig, { name, srcDir, replicaDir, seconds, settl
     writes: count, missing, writeRatePerS: count / (writtenMs / 1000), firstBy: result.firstBy,
     p50Ms: finite(quantile(sorted, 0.5)), p99Ms: finite(quantile(sorted, 0.99)),
     maxMs: finite(sorted.at(-1)), minMs: finite(sorted[0]),
-    p50BySecondMs: bySecond(lags),
+    p50BySecondMs: bySecond(lags, intervalMs),
   };
 }
 
 /** p50 of the lag of the writes made in each second of the probe (null: some never seen). */
-function bySecond(lags) {
-  const perSecond = 1000 / WRITE_INTERVAL_MS;
+function bySecond(lags, intervalMs) {
+  const perSecond = Math.max(1, Math.round(1000 / intervalMs));
   const out = [];
   for (let i = 0; i < lags.length; i += perSecond) {
     const window = lags.slice(i, i + perSecond).sort((x, y) => x - y);

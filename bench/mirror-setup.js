@@ -185,9 +185,10 @@ export async function startLsyncd(rig, rsyncd, name, srcDir, delay) {
 
 /** Versions for the report. */
 export function versions() {
-  const first = (args) => (sh(args, { allowFail: true }).stdout ?? '').split('\n')[0]?.trim();
+  const first = (args) => (sh(args, { allowFail: true }).stdout ?? '').split('\n')[0]
+    ?.replace(/\s+/g, ' ').trim();
   return {
-    lsyncd: first(['lsyncd', '-version']) || 'missing',
+    lsyncd: (first(['lsyncd', '-version']) || 'missing').replace(/^Version:/, 'lsyncd'),
     rsync: first(['rsync', '--version']) || 'missing',
   };
 }

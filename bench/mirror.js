@@ -46,6 +46,7 @@ Markdown table of medians (min–max) over the repetitions.
   --size small|full   full (default): 2 GiB stream, 1 GiB file; small: 512 MiB, 256 MiB
                       (the lag probe runs ${SIZES.full.lagSeconds} s either way)
   --lag-seconds N     how long the lag probe writes; default ${SIZES.full.lagSeconds}
+  --lag-interval-ms N one probe write every N ms; default ${WRITE_INTERVAL_MS}
   --no-lsyncd         understudy only
   --dir DIR           where the temporary tree goes; default /var/tmp (must not be tmpfs)
   --out FILE          JSON results; default /tmp/understudy-bench-mirror-<date>.json
@@ -58,6 +59,7 @@ function parseCli(argv) {
       reps: { type: 'string', default: '3' }, size: { type: 'string', default: 'full' },
       'no-lsyncd': { type: 'boolean' }, dir: { type: 'string' }, out: { type: 'string' },
       keep: { type: 'boolean' }, 'lag-seconds': { type: 'string' },
+      'lag-interval-ms': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -73,6 +75,10 @@ function parseCli(argv) {
     if (!(sizes.lagSeconds >= 1 && sizes.lagSeconds <= 600)) {
       throw new Error('--lag-seconds takes 1..600');
     }
+  }
+  sizes.lagIntervalMs = Number(values['lag-interval-ms'] ?? WRITE_INTERVAL_MS);
+  if (!(sizes.lagIntervalMs >= 1 && sizes.lagIntervalMs <= 10_000)) {
+    throw new Error('--lag-interval-ms takes 1..10000');
   }
   return {
     reps, size: values.size, sizes, lsyncd: !values['no-lsyncd'],
@@ -191,12 +197,13 @@ async function lagStep(ctx, rep, out) {
     const logFile = join(rig.workDir, `probe-${name}.log`);
     if (system.id === 'understudy') {
       const r = await measureLag(rig, { name, srcDir: u.source.m, replicaDir: u.replica.m,
-        seconds, settleMs: 120_000, logFile });
+        seconds, settleMs: 120_000, logFile, intervalMs: opts.sizes.lagIntervalMs });
       await removeMirrored(u, 'm', join(u.source.m, `lag-${name}.log`));
       return r;
     }
     return withLsyncd(ctx, system, `lag-${name}`, (srcDir, replicaDir) =>
-      measureLag(rig, { name, srcDir, replicaDir, seconds, settleMs: 120_000, logFile }));
+      measureLag(rig, { name, srcDir, replicaDir, seconds, settleMs: 120_000, logFile,
+        intervalMs: opts.sizes.lagIntervalMs }));
   });
 }
 
@@ -314,12 +321,12 @@ function rows(reps, opts) {
     const v = series(reps, `${s}.lag.missing`);
     if (v.every((x) => x === null)) return '—';
     return `${v.reduce((a, x) => a + (x ?? 0), 0)} of ${reps.length} × ` +
-      `${(sz.lagSeconds * 1000) / WRITE_INTERVAL_MS}`;
+      `${Math.round((sz.lagSeconds * 1000) / sz.lagIntervalMs)}`;
   };
   const close = (s) => cell(series(reps, `${s}.close.completeMs`), ' s', 1 / 1000);
   const dash = '—';
   return [
-    [`lag p50: ${RECORD_BYTES} B append every ${WRITE_INTERVAL_MS} ms for ${sz.lagSeconds} s`,
+    [`lag p50: ${RECORD_BYTES} B append every ${sz.lagIntervalMs} ms for ${sz.lagSeconds} s`,
       ...lag('p50Ms'), '< 2 ms', (v) => v < 2, 'understudy.lag.p50Ms'],
     ['lag p99', ...lag('p99Ms'), '< 20 ms', (v) => v < 20, 'understudy.lag.p99Ms'],
     ['lag max', ...lag('maxMs'), dash],
@@ -395,6 +402,8 @@ function notes(opts, info, lsyncdSkipped, verdictList, reps) {
     `Command: node bench/mirror.js --reps ${opts.reps} --size ${opts.size}` +
       (opts.sizes.lagSeconds === SIZES[opts.size].lagSeconds ? ''
         : ` --lag-seconds ${opts.sizes.lagSeconds}`) +
+      (opts.sizes.lagIntervalMs === WRITE_INTERVAL_MS ? ''
+        : ` --lag-interval-ms ${opts.sizes.lagIntervalMs}`) +
       `${opts.lsyncd ? '' : ' --no-lsyncd'}; median (min–max) of ${opts.reps} reps.`,
     ...(lsyncdSkipped ? [`- lsyncd: skipped: ${lsyncdSkipped}`] : []),
     ...failures,
