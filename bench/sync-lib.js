@@ -29,12 +29,21 @@ export function sh(args, { allowFail = false, cwd } = {}) {
 }
 
 /** Runs a command asynchronously (the event loop keeps turning); resolves with its result. */
-export function run(args, { allowFail = false } = {}) {
+export function run(args, { allowFail = false, onLine } = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(args[0], args.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
+    let seen = 0;
+    child.stdout.on('data', (d) => {
+      stdout += d;
+      if (onLine === undefined) return;
+      // Whole lines only, as they arrive (for timestamps of progress events).
+      for (let nl = stdout.indexOf('\n', seen); nl >= 0; nl = stdout.indexOf('\n', seen)) {
+        onLine(stdout.slice(seen, nl));
+        seen = nl + 1;
+      }
+    });
     child.stderr.on('data', (d) => { stderr += d; });
     child.on('error', reject);
     child.on('close', (code, signal) => {

@@ -228,7 +228,16 @@ class Understudy {
     const cli = ['env', '-u', 'NODE_OPTIONS', process.execPath, BIN];
     const bytes0 = this.rig.linkBytes();
     const t0 = nowMs();
-    const r = await run([...cli, 'sync', vault, '--json', '--socket', this.socket.a]);
+    // When each phase began (ms after the start): where the time goes.
+    const phases = [];
+    const onLine = (line) => {
+      if (!line.includes('"event":"phase"')) return;
+      const e = JSON.parse(line);
+      phases.push({ pass: e.pass, phase: e.phase, atMs: Math.round(nowMs() - t0) });
+    };
+    const r = await run([...cli, 'sync', vault, '--json', '--socket', this.socket.a],
+      { onLine });
+    const cliMs = nowMs() - t0;
     await until(async () => (await this.target(vault))?.lagRecords === 0, 1_800_000,
       `vault ${vault} lag 0`);
     const ms = nowMs() - t0;
@@ -244,7 +253,7 @@ class Understudy {
       throw new Error(`verify ${vault} after sync: exit ${v.code}: ` +
         `${v.stdout.slice(-1500)}${v.stderr.slice(-500)}`);
     }
-    return { ms, bytes, summary: { passes: summary.passes, entries: summary.entries,
+    return { ms, bytes, cliMs, phases, summary: { passes: summary.passes, entries: summary.entries,
       dataBytes: summary.dataBytes, records: summary.records, elapsedMs: summary.elapsedMs,
       remaining: summary.remaining } };
   }
@@ -338,7 +347,9 @@ async function understudyPhase(ctx, out) {
 
 function fmt(m) {
   const extra = m.summary ? `, ${m.summary.dataBytes} data bytes in ${m.summary.records} ` +
-    `records, ${m.summary.passes} pass(es)` : '';
+    `records, ${m.summary.passes} pass(es); sync command ${(m.cliMs / 1000).toFixed(2)} s ` +
+    `(daemon ${(m.summary.elapsedMs / 1000).toFixed(2)} s); phases at ` +
+    m.phases.map((p) => `${p.pass}:${p.phase} ${(p.atMs / 1000).toFixed(1)}`).join(', ') : '';
   return `${(m.ms / 1000).toFixed(2)} s` +
     (m.bytes === undefined ? '' : `, ${(m.bytes / MiB).toFixed(1)} MiB on the link`) + extra;
 }
@@ -429,6 +440,7 @@ export async function main(argv) {
   const rig = new Rig(opts.baseDir);
   rig.installSignalHandlers();
   const started = Date.now();
+  const loadStart = os.loadavg()[0];
   const out = {
     dataBytes: {}, deltaBlocks: 0, autoSynced: [],
     cp: { small: [], large: [] },
@@ -453,7 +465,9 @@ export async function main(argv) {
     const note = `Measured ${new Date().toISOString()} on ${m.distro}, kernel ${m.kernel}, ` +
       `${m.cpus} × ${m.cpu}, ${m.memGiB} GiB RAM; ${m.rsync}; node ${m.node}; commit ` +
       `${m.commit}.\nCommand: node bench/sync.js --reps ${opts.reps} --size ${opts.size}; ` +
-      `median (min–max) of ${opts.reps} reps. Entries on the target before any ` +
+      `median (min–max) of ${opts.reps} reps. Load average (1 min) ` +
+      `${loadStart.toFixed(1)} at the start, ${os.loadavg()[0].toFixed(1)} at the end. ` +
+      'Entries on the target before any ' +
       `\`understudy sync\`: ${out.autoSynced.join(', ')}.` +
       (out.fdNote === null ? '' : `\n- ${out.fdNote}.`);
     process.stdout.write(`\n${note}\n\n${table}\n`);
