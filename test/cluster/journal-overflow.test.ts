@@ -1,10 +1,11 @@
 // Cluster test, journal overflow: vault v on host a with journalBytesMax 16MiB (the minimum)
 // and one target b. b is stopped (SIGTERM) while the writer writes more than 16 MiB through
 // a's mount: b must be marked needs-resync in a's status (state `needs-resync`), and a must
-// keep accepting writes (and stop holding the journal for b). b, restarted, stays
-// needs-resync (the source does not dial it). The tree comparison needs a resync, which is
-// not built for a needs-resync target yet (docs/sync.md, "Not done"): by default it is a tap
-// todo; UNDERSTUDY_CLUSTER_SYNC=1 (or FULL) runs `understudy sync v` on a, then compares.
+// keep accepting writes (and stop holding the journal for b); while b is down its state stays
+// needs-resync. b, restarted, stays needs-resync, or is resynced by the source by itself (the
+// sync work under way); the tree comparison then follows. Without an automatic resync the comparison needs `understudy
+// sync`, not built for a needs-resync target yet (docs/sync.md, "Not done"): by default it is
+// a tap todo; UNDERSTUDY_CLUSTER_SYNC=1 (or FULL) runs `understudy sync v` on a, then compares.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -78,33 +79,42 @@ clusterSuite(t, [], () => {
       `the journal no longer holds the records b lacks: first seq ${journal?.firstSeq}, ` +
       `b acked ${marked.ackedSeq}; ${journal?.bytes} bytes in ${journal?.segments} segments`);
 
+    // b is still down: the forwarder may still redial it (its backoff is at most 10 s); its
+    // state must stay needs-resync meanwhile.
+    const seen = new Set<string>();
+    for (const until = Date.now() + 11_000; Date.now() < until; await sleep(250)) {
+      seen.add((await cluster.targetOf('a', 'v', 'b'))?.state ?? 'no status');
+    }
+    t.same([...seen], ['needs-resync'], `while b is down its state stays needs-resync: seen ${
+      [...seen].join(', ')}`, { todo: 'BUG at f9b2ec3: retention\'s drop to needs-resync leaves ' +
+      'the forwarder\'s dial loop running; its next failed redial sets the state back to ' +
+      '`disconnected` (lastError ECONNREFUSED), and a later link to the restarted target is ' +
+      'closed by the resume check, which sets needs-resync again' });
+
     cluster.start('b', configB);
     await cluster.answering('b');
-    const linksBefore = cluster.logCount('b', 'source linked');
-    await sleep(3000);
-    const still = await cluster.targetOf('a', 'v', 'b');
-    t.equal(still?.state, 'needs-resync', 'b, restarted, is still needs-resync');
-    t.equal(cluster.logCount('b', 'source linked'), linksBefore,
-      'the source does not link to it (no dialing until a resync)',
-      { todo: 'BUG (timing-dependent): the drop to needs-resync by retention leaves the ' +
-        'forwarder\'s pending redial in place, so the source links once more to the restarted ' +
-        'target, and only the resume check closes it ("it resumes at seq 92 but the journal ' +
-        'starts at seq 1747"); docs/daemon.md says no more dialing until a resync' });
-
-    if (!SYNC) {
-      t.todo('after `understudy sync v` the replica equals the source: resync of a ' +
-        'needs-resync target is not built yet (docs/sync.md, "Not done"; measured: the sync ' +
-        'waits for the target\'s checkpoint and gives up); UNDERSTUDY_CLUSTER_SYNC=1 runs it');
+    // Either the source resyncs b by itself (then b converges), or b stays needs-resync.
+    const settled = await cluster.waitTarget('a', 'v', 'b', (s, v) => s.state === 'in-sync' &&
+      s.ackedSeq === v.journal.lastSeq, 20_000, 'b resynced').catch(() => null);
+    if (settled === null) {
+      t.equal((await cluster.targetOf('a', 'v', 'b'))?.state, 'needs-resync',
+        'b, restarted, is still needs-resync');
+    } else {
+      t.pass('the source resynced the restarted target by itself');
+    }
+    if (settled === null && !SYNC) {
+      t.todo('the tree comparison: resync of a needs-resync target is not built yet ' +
+        '(docs/sync.md, "Not done"; measured at f9b2ec3: `understudy sync v` waits for the ' +
+        'target\'s checkpoint and gives up); UNDERSTUDY_CLUSTER_SYNC=1 runs it');
       return;
     }
-    const synced = spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, BIN, 'sync', 'v',
-      '--socket', cluster.socket('a'), '--delete', '--json'], { encoding: 'utf8', timeout: 90_000 });
-    t.equal(synced.status, 0, `understudy sync v: exit 0\n${synced.stderr.slice(-2000)}`);
-    const afterSync = await cluster.targetOf('a', 'v', 'b');
-    t.equal(afterSync?.state === 'needs-resync', false,
-      `after a sync the target is no longer needs-resync: ${afterSync?.state}`,
-      { todo: 'clearing needs-resync after a sync is not built yet (docs/sync.md, Not done)' });
+    if (settled === null) {
+      const synced = spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, BIN, 'sync', 'v',
+        '--socket', cluster.socket('a'), '--delete', '--json'], { encoding: 'utf8', timeout: 90_000 });
+      t.equal(synced.status, 0, `understudy sync v: exit 0\n${synced.stderr.slice(-2000)}`);
+    }
+    await cluster.converged('a', 'v');
     await cluster.stopAll();
-    cluster.compareTrees(data, replica, 'after understudy sync');
+    cluster.compareTrees(data, replica, 'after the resync');
   });
 });

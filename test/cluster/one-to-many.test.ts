@@ -30,7 +30,7 @@ clusterSuite(t, [], () => {
       }
 
       const writer = new Writer(data, 2);
-      const writing = writer.run({ pauseMs: 2 });
+      const writing = writer.run({ pauseMs: 10 });
       await sleep(2000);
       t.equal(await cluster.stop('c'), 0, 'c stops cleanly');
       const stoppedAt = Date.now();
