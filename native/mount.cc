@@ -2,6 +2,8 @@
 // file only starts and stops them.
 #include "mount.h"
 
+#include <sys/resource.h>
+
 #include <fcntl.h>
 #include <linux/fuse.h>
 #include <sys/uio.h>
@@ -257,7 +259,25 @@ std::unique_ptr<Mount> Mount::open(const MountOptions& options,
   return mount;
 }
 
+// The inode table holds one O_PATH fd per inode the kernel remembers, so a vault with many
+// live files needs many fds: raise the soft limit to the hard one, and the hard one towards
+// fs.nr_open where the process may (root with CAP_SYS_RESOURCE). Best effort, never fatal.
+void raise_fd_limit() {
+  struct rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  constexpr rlim_t WANTED = 1u << 20;
+  if (limit.rlim_max < WANTED) {
+    struct rlimit raised = {WANTED, WANTED};
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) return;
+  }
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
 bool Mount::start(const MountOptions& options, MountFailure* failure) {
+  raise_fd_limit();
   ctx_ = std::make_unique<OpsContext>();
   ctx_->table = table_.get();
   ctx_->journal = journal_.get();
