@@ -4,6 +4,7 @@ import type {
 } from '../wire/index.js';
 import type { ApplyResult } from './applier.js';
 import { CheckpointStore, type Checkpoint } from './checkpoint-store.js';
+import { MessageInbox } from './message-inbox.js';
 import { serveManifest, type ManifestScanner } from './manifest-service.js';
 import { serveSetAside } from './set-aside-service.js';
 import {
@@ -189,11 +190,11 @@ export class Receiver {
         this.#send(link, liveness, verdict.welcome);
         this.#o.log.info({ vault: hello.vault, source: peer,
           resumeFromSeq: verdict.welcome.resumeFromSeq }, 'source linked');
+        // Reads ahead: batches arriving while one applies are applied together next.
+        const inbox = new MessageInbox(iterator, () => liveness.heard(this.#now()));
         for (;;) {
-          const next = await iterator.next();
-          if (next.done === true || ended()) return;
-          liveness.heard(this.#now());
-          const message = next.value;
+          const message = await inbox.next();
+          if (message === null || ended()) return;
           if (message.type === 'batch') {
             if (!(await this.#batch(slot, link, liveness, message, peer))) return;
           } else if (message.type !== 'heartbeat') {
