@@ -47,7 +47,8 @@ function parseCli(argv) {
   });
   if (values.help) return { help: true };
   if (positionals[0] !== 'fs' || positionals.length !== 1) {
-    throw new Error(`unknown benchmark ${JSON.stringify(positionals.join(' '))}: only \`fs\``);
+    throw new Error(`unknown benchmark ${JSON.stringify(positionals.join(' '))}: ` +
+      'fs, mirror or sync');
   }
   const reps = Number(values.reps);
   if (!Number.isInteger(reps) || reps < 1 || reps > 50) throw new Error('--reps takes 1..50');
@@ -357,7 +358,12 @@ async function main() {
   }
 }
 
-main().then((code) => { process.exitCode = code; }, (error) => {
+// `npm run bench -- mirror|sync` run their own modules (bench/mirror.js, bench/sync.js).
+const OTHER_BENCHES = { mirror: './mirror.js', sync: './sync.js' };
+const other = OTHER_BENCHES[process.argv[2] ?? ''];
+const started = other === undefined ? main()
+  : import(other).then((module) => module.main(process.argv.slice(3)));
+started.then((code) => { process.exitCode = code; }, (error) => {
   process.stderr.write(`bench: ${error.message}\n`);
   process.exitCode = 1;
 });
