@@ -36,7 +36,10 @@ export function statusRows(nodes: readonly NodeStatus[]): string[][] {
       if (vault.role === 'source') {
         const mode = vault.modeNote === null ? vault.mode : `${vault.mode}*`;
         for (const t of vault.targets) {
-          rows.push([node.node, vault.vault, `source/${mode}`, t.node, t.state,
+          const percent = t.sync?.percent ?? null;
+          const state = t.sync === null || t.sync === undefined ? t.state
+            : `syncing ${percent === null ? t.sync.phase : `${Math.floor(percent)}%`}`;
+          rows.push([node.node, vault.vault, `source/${mode}`, t.node, state,
             cell(vault.journal.lastSeq), cell(t.ackedSeq), cell(t.lagRecords),
             bytesText(t.lagBytes), cell(t.lagSeconds), cell(t.address), cell(t.lastError)]);
         }
@@ -48,6 +51,39 @@ export function statusRows(nodes: readonly NodeStatus[]): string[][] {
     }
   }
   return rows;
+}
+
+/** One line per sync or verify in progress (and per last sync), under the table. */
+export function activityLines(nodes: readonly NodeStatus[], nowMs: number): string[] {
+  const lines: string[] = [];
+  const since = (atMs: number): string => `${Math.max(0, Math.round((nowMs - atMs) / 1000))} s`;
+  for (const node of nodes) {
+    for (const vault of node.vaults) {
+      if (vault.role !== 'source') continue;
+      for (const t of vault.targets) {
+        const who = `${vault.vault} -> ${t.node}`;
+        const sync = t.sync;
+        if (sync !== null && sync !== undefined) {
+          const percent = sync.percent === null ? '' : ` (${sync.percent.toFixed(1)}%)`;
+          lines.push(`~ ${who}: sync pass ${sync.pass}, ${sync.phase}: ${sync.entries}/` +
+            `${sync.totalEntries} files, ${bytesText(sync.bytes)}/${bytesText(sync.totalBytes)}` +
+            `${percent}, running for ${since(sync.startedAtMs)}`);
+        }
+        if (t.verify !== null && t.verify !== undefined) {
+          lines.push(`~ ${who}: verify ${t.verify.phase}, running for ` +
+            `${since(t.verify.startedAtMs)}`);
+        }
+        const last = t.lastSync;
+        if (last !== null && last !== undefined && (sync === null || sync === undefined)) {
+          lines.push(`  ${who}: last sync ${since(last.endedAtMs)} ago: ${last.entries} ` +
+            `files, ${bytesText(last.dataBytes)} in ${(last.elapsedMs / 1000).toFixed(1)} s` +
+            (last.setAside > 0 ? `, ${last.setAside} set aside in ${last.setAsideFolder} ` +
+              '(on the target)' : ''));
+        }
+      }
+    }
+  }
+  return lines;
 }
 
 /** Aligns rows into columns. */
@@ -94,6 +130,7 @@ export async function statusCommand(options: StatusCommandOptions): Promise<numb
     say(JSON.stringify({ nodes, problems }, null, 2));
   } else {
     say(formatTable(statusRows(nodes)));
+    for (const line of activityLines(nodes, Date.now())) say(line);
     for (const node of nodes) {
       for (const vault of node.vaults) {
         if (vault.role === 'source' && vault.modeNote !== null) {

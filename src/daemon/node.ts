@@ -16,7 +16,7 @@ import { clearStaleReplicaBind, protectReplica } from '../replayer/receiver-repl
 import {
   openReplicaRoot, setAsideFolder, type ReplicaRootHandle,
 } from '../replayer/set-aside-service.js';
-import { SyncService, type XattrReader } from '../sync/index.js';
+import { SyncService, type SyncSource, type XattrReader } from '../sync/index.js';
 import {
   connectTls, listenTls, type Link, type Security, type WireServer,
 } from '../wire/index.js';
@@ -158,12 +158,13 @@ export class Node {
       }));
       this.#log.info({ address: addressText(address) }, 'listening for peers');
     }
+    // Before the forwarders: a target's first link may start a sync at once.
+    const sync = this.#syncService(xattrs);
     for (const vault of vaultsAsSource(this.#config)) {
       await this.#startSource(vault, security, options.segmentBytesMax);
     }
     this.#verify = this.#verifyService(security, xattrs);
     const verify = this.#verify;
-    const sync = this.#syncService(xattrs);
     const sockets = options.controlSockets ??
       [...new Set([node.controlSocket, defaultControlSocket(node.id)])];
     for (const socket of sockets) {
@@ -219,11 +220,38 @@ export class Node {
   /** `understudy sync` (docs/sync.md): sync records through the journal, manifests over links. */
   #syncService(xattrs: XattrReader | null): SyncService {
     this.#sync = new SyncService({ nodeId: this.#config.node.id, xattrs, log: this.#log,
-      sources: () => this.#sources.map((s) => ({ name: s.config.name, path: s.config.path,
-        targets: s.config.targets.map((t) => t.node), emitter: s.mount,
-        emitBytesMax: Mount.syncEmitBytesMax(), lastSeq: () => s.mount.stats().lastSeq,
-        dial: (target: string) => this.#dialPeer(target) })) });
+      sources: () => this.#sources.map((s) => this.#syncSource(s)) });
     return this.#sync;
+  }
+
+  #syncSource(s: SourceVault): SyncSource {
+    return { name: s.config.name, path: s.config.path,
+      targets: s.config.targets.map((t) => t.node), emitter: s.mount,
+      emitBytesMax: Mount.syncEmitBytesMax(), lastSeq: () => s.mount.stats().lastSeq,
+      dial: (target: string) => this.#dialPeer(target) };
+  }
+
+  /**
+   * The automatic sync of a target that linked for a resync (first connect, or needs-resync;
+   * docs/sync.md): its forwarder resumed it at the journal head, the sync's records follow
+   * in the same journal. Aborted when that link ends; a failure drops the link (retried).
+   */
+  async #autoSync(source: SourceVault, forwarder: TargetForwarder, target: string,
+    signal: AbortSignal): Promise<void> {
+    const sync = this.#sync;
+    if (sync === null) return forwarder.syncFailed('the node has no sync service yet');
+    try {
+      const summary = await sync.syncQueued(this.#syncSource(source), target, signal);
+      forwarder.syncDone(summary.endSeq);
+    } catch (error) {
+      if (signal.aborted) {
+        this.#log.info({ vault: source.config.name, target }, 'automatic sync stopped: the ' +
+          'link ended; the next link resyncs');
+        return;
+      }
+      this.#log.error({ err: error, vault: source.config.name, target }, 'automatic sync failed');
+      forwarder.syncFailed((error as Error).message);
+    }
   }
 
   #startTargets(xattrs: XattrReader | null): void {
@@ -292,6 +320,14 @@ export class Node {
         addresses: peer.addresses.map(addressText), heartbeatIntervalMs: node.heartbeatIntervalMs,
         position: () => mount.stats(), ackedSeq: state?.ackedSeq ?? 0,
         needsResync: state?.needsResync ?? false, log: this.#log,
+        // A target that never acked anything gets a sync on its first link (files made
+        // before the vault was first mounted are in no journal).
+        syncPending: state?.syncPending ?? (state?.ackedSeq ?? 0) === 0,
+        onResync: (resume, signal) => {
+          keeper.resyncing(target.node, resume - 1);
+          void this.#autoSync(synced, forwarder, target.node, signal);
+        },
+        onSynced: () => keeper.synced(target.node),
         onAcked: (seq) => {
           keeper.acked(target.node, seq);
           this.#syncAcked(synced, policy);
@@ -358,8 +394,17 @@ export class Node {
       for (const forwarder of source.forwarders) {
         const f = forwarder.status();
         const lag = await targetLag(source.journalDir, stats.lastSeq, f.ackedSeq, extent, now);
+        const name = source.config.name;
+        const sync = this.#sync?.active().find((a) => a.vault === name && a.target === f.node);
+        const last = this.#sync?.last(name, f.node) ?? null;
+        const verify = this.#verify?.active().find((a) => a.vault === name && a.target === f.node);
         targets.push({ node: f.node, state: f.state, ackedSeq: f.ackedSeq, ...lag,
-          address: f.address, lastError: f.lastError });
+          address: f.address, lastError: f.lastError, sync: sync ?? null,
+          lastSync: last === null ? null : { endedAtMs: last.endedAtMs, entries: last.entries,
+            dataBytes: last.dataBytes, setAside: last.setAside,
+            setAsideFolder: last.setAsideFolder, passes: last.passes, elapsedMs: last.elapsedMs },
+          verify: verify === undefined ? null : { phase: verify.phase,
+            startedAtMs: verify.startedAtMs } });
       }
       const degraded = source.config.mode === 'sync' && stats.degraded;
       const status: SourceVaultStatus = {
@@ -407,6 +452,8 @@ export class Node {
     }
     for (const server of this.#servers) await step('listener', () => server.close());
     await step('receiver', () => this.#receiver?.close());
+    // A sync reads and emits through the mount: it ends before the mount does.
+    await step('sync', () => this.#sync?.stopAll());
     for (const source of this.#sources) {
       await step(`unmount ${source.config.path}`, () => source.mount.unmount());
       await step('retention', () => source.keeper.check());

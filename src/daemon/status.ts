@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { JournalReader, listSegments } from '../journal/index.js';
 import type { TargetForwarderStatus } from '../forwarder/index.js';
 import type { ReceiverVaultStatus } from '../replayer/receiver.js';
+import type { SyncActivity } from '../sync/index.js';
 
 /** One target of a source vault, as `understudy status` shows it. */
 export interface TargetStatus {
@@ -16,6 +17,13 @@ export interface TargetStatus {
   lagSeconds: number | null;
   address: string | null;
   lastError: string | null;
+  /** A sync of this target in progress (manual or automatic), with its progress. */
+  sync?: SyncActivity | null;
+  /** The last sync of this target that finished in this daemon's life. */
+  lastSync?: { endedAtMs: number; entries: number; dataBytes: number; setAside: number;
+    setAsideFolder: string; passes: number; elapsedMs: number } | null;
+  /** A verify of this target in progress. */
+  verify?: { phase: string; startedAtMs: number } | null;
 }
 
 /** A vault this node is the source of. */

@@ -78,6 +78,29 @@ export class RetentionKeeper {
     void this.check();
   }
 
+  /**
+   * The target resumed at `ackedSeq` + 1 for a resync (a sync follows): it holds segments
+   * again from there, and owes a sync until synced() (persisted on the next check).
+   */
+  resyncing(node: string, ackedSeq: number): void {
+    const state = this.#states.get(node);
+    if (state === undefined) return;
+    const { reason: _r, markedAtMs: _m, ...rest } = state;
+    this.#states.set(node, { ...rest, ackedSeq, needsResync: false, syncPending: true });
+    this.#dirty.add(node);
+    void this.check();
+  }
+
+  /** The target acked the SYNC_END of its sync: it owes nothing any more. */
+  synced(node: string): void {
+    const state = this.#states.get(node);
+    if (state === undefined) return;
+    this.#states.set(node, { ...state, syncPending: false,
+      syncedAtMs: (this.#o.nowMs ?? Date.now)() });
+    this.#dirty.add(node);
+    void this.check();
+  }
+
   /** The journal grew to `journalBytes` (bytes written this run): check now and then. */
   grew(journalBytes: number): void {
     if (journalBytes - this.#checkedBytes < Math.max(1 << 20, this.#o.journalBytesMax / 16)) {

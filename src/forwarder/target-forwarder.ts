@@ -33,6 +33,16 @@ export interface TargetForwarderOptions {
   /** The target's durable ack so far (persisted by the caller) and whether it needs a resync. */
   ackedSeq: number;
   needsResync: boolean;
+  /** A sync is owed (first connect, or a resync not finished): the next Hello asks a resync. */
+  syncPending?: boolean;
+  /**
+   * The target resumed at `resumeFromSeq` for a resync: run a sync now (docs/sync.md). The
+   * signal aborts when this link ends (a new link resyncs again from the new head). The
+   * caller reports back with syncDone(endSeq) or syncFailed(reason).
+   */
+  onResync?: (resumeFromSeq: number, signal: AbortSignal) => void;
+  /** The sync's SYNC_END is acked: the target is in-sync (persist it). */
+  onSynced?: () => void;
   /** Called with every new durable ack (the retention keeper persists it). */
   onAcked: (seq: number) => void;
   /** Called once when the forwarder finds that the target needs a resync. */
@@ -97,6 +107,13 @@ export class TargetForwarder {
   #link: ForwardLink | null = null;
   #end: ((outcome: Outcome) => void) | null = null;
   #running: Promise<void> | null = null;
+  /** A sync is owed; with #syncEndSeq set it ran and waits for the ack of its SYNC_END. */
+  #syncPending: boolean;
+  #syncEndSeq: number | null = null;
+  /** Aborts the sync of the current link. */
+  #syncAbort: AbortController | null = null;
+  /** The journal cannot serve the target: shown as needs-resync until a resync link. */
+  #resyncOwed: boolean;
 
   constructor(options: TargetForwarderOptions) {
     this.#o = options;
@@ -107,6 +124,20 @@ export class TargetForwarder {
     this.#window = new SendWindow(options.windowBytesMax ?? WINDOW_BYTES_MAX);
     this.#ackedSeq = options.ackedSeq;
     this.#state = options.needsResync ? 'needs-resync' : 'disconnected';
+    this.#syncPending = options.needsResync || (options.syncPending ?? false);
+    this.#resyncOwed = options.needsResync;
+  }
+
+  /** The sync of this link ended at SYNC_END `endSeq`: in-sync once the target acks it. */
+  syncDone(endSeq: number): void {
+    if (!this.#syncPending) return;
+    this.#syncEndSeq = endSeq;
+    this.#acked(this.#ackedSeq, true);
+  }
+
+  /** The sync of this link failed: drop the link; the next one resyncs from the new head. */
+  syncFailed(reason: string): void {
+    this.#end?.({ kind: 'lost', reason: `sync failed: ${reason}` });
   }
 
   /** Starts dialing (unless the target needs a resync). */
@@ -126,9 +157,12 @@ export class TargetForwarder {
     this.#wake();
   }
 
-  /** Retention dropped this target: stop forwarding until a resync (issue 4). */
+  /** Retention dropped this target: the link ends and the next one resyncs (a sync follows). */
   markNeedsResync(reason: string): void {
     this.#lastError = reason;
+    this.#syncPending = true;
+    this.#syncEndSeq = null;
+    this.#resyncOwed = true;
     this.#setState('needs-resync');
     this.#end?.({ kind: 'resync', reason });
   }
@@ -151,7 +185,9 @@ export class TargetForwarder {
     await this.#reader.close();
   }
 
-  #setState(state: ForwarderStateName): void {
+  #setState(wanted: ForwarderStateName): void {
+    const state = this.#resyncOwed && (wanted === 'connecting' || wanted === 'disconnected')
+      ? 'needs-resync' : wanted;
     if (state === this.#state) return;
     this.#state = state;
     this.#o.onStateChanged?.(state);
@@ -165,7 +201,9 @@ export class TargetForwarder {
 
   async #run(): Promise<void> {
     let step: DialStep = this.#plan.start(this.#now());
-    while (!this.#stop.signal.aborted && this.#state !== 'needs-resync') {
+    // Without a sync to run (no onResync), a target that needs a resync is not dialed.
+    while (!this.#stop.signal.aborted &&
+      (this.#state !== 'needs-resync' || this.#o.onResync !== undefined)) {
       await this.#sleepUntil(step.atMs);
       if (this.#stop.signal.aborted) break;
       this.#setState('connecting');
@@ -189,6 +227,7 @@ export class TargetForwarder {
         step = this.#plan.probeAnswered(outcome.index, this.#now());
       } else if (outcome.kind === 'resync') {
         this.#needsResync(outcome.reason);
+        step = this.#plan.lost(this.#now());
       } else if (outcome.kind === 'lost') {
         this.#failed(outcome.reason);
         this.#setState('disconnected');
@@ -208,8 +247,12 @@ export class TargetForwarder {
     this.#lastError = reason;
     if (first) {
       this.#o.log.error({ vault: this.#o.vault, target: this.#o.target, reason },
-        'target needs a resync (run `understudy sync`); the source keeps going');
+        'target needs a resync: the next link resumes at the journal head and a sync runs; ' +
+        'the source keeps going');
     }
+    this.#syncPending = true;
+    this.#syncEndSeq = null;
+    this.#resyncOwed = true;
     this.#o.onNeedsResync(reason);
   }
 
@@ -253,20 +296,32 @@ export class TargetForwarder {
     const timer = this.#ticker(liveness, send, end);
     const inbox = this.#inbox(link, liveness, welcomed, end);
     const position = o.position();
+    // A sync that ran and waits for its SYNC_END ack needs no new one if the journal can still
+    // serve the target; any other owed sync resumes the target at the head (docs/sync.md).
+    const resync = this.#syncPending && this.#syncEndSeq === null && o.onResync !== undefined;
     send({ type: 'hello', protocolVersion: 1, nodeId: o.nodeId, vault: o.vault,
       epoch: o.epoch as Epoch, lastDurableSeq: position.durableSeq as Seq, role: 'source',
-      want: 'forward' });
+      want: 'forward', ...(resync ? { resync: true as const } : {}) });
     const pump = Promise.race([welcome, endPromise]).then(async (resume) => {
       if (typeof resume !== 'number') return;
       const problem = await this.#resumeProblem(resume);
       if (problem !== null) return end({ kind: 'resync', reason: problem });
       this.#ackedSeq = resume - 1;
       o.onAcked(this.#ackedSeq);
-      this.#setState(this.#ackedSeq >= this.#writtenSeq ? 'in-sync' : 'syncing');
-      o.log.info({ vault: o.vault, target: o.target, resumeFromSeq: resume }, 'linked to target');
+      this.#setState(this.#ackedSeq >= this.#writtenSeq && !this.#syncPending ? 'in-sync'
+        : 'syncing');
+      o.log.info({ vault: o.vault, target: o.target, resumeFromSeq: resume, resync },
+        'linked to target');
+      if (resync) {
+        this.#resyncOwed = false;
+        this.#syncAbort = new AbortController();
+        o.onResync?.(resume, this.#syncAbort.signal);
+      }
       await this.#pump(resume, send, () => ended !== null, end);
     }).catch((error: unknown) => end({ kind: 'lost', reason: String(error) }));
     const outcome = await endPromise;
+    this.#syncAbort?.abort(new Error('the link to the target ended'));
+    this.#syncAbort = null;
     timer.stop();
     await Promise.allSettled([pump, inbox]);
     this.#link = null;
@@ -357,14 +412,23 @@ export class TargetForwarder {
     }
   }
 
-  #acked(durableSeq: number): void {
-    if (durableSeq <= this.#ackedSeq) return;
-    this.#ackedSeq = durableSeq;
-    this.#window.acked(durableSeq);
-    if (this.#ackedSeq >= this.#writtenSeq && this.#state === 'syncing') {
+  #acked(durableSeq: number, again = false): void {
+    if (durableSeq <= this.#ackedSeq && !again) return;
+    const moved = durableSeq > this.#ackedSeq;
+    this.#ackedSeq = Math.max(this.#ackedSeq, durableSeq);
+    this.#window.acked(this.#ackedSeq);
+    if (this.#syncPending && this.#syncEndSeq !== null && this.#ackedSeq >= this.#syncEndSeq) {
+      this.#syncPending = false;
+      this.#syncEndSeq = null;
+      this.#o.log.info({ vault: this.#o.vault, target: this.#o.target, ackedSeq: durableSeq },
+        'sync acked by the target: in-sync');
+      this.#o.onSynced?.();
+    }
+    if (this.#ackedSeq >= this.#writtenSeq && this.#state === 'syncing' && !this.#syncPending &&
+      this.#link !== null) {
       this.#setState('in-sync');
     }
-    this.#o.onAcked(durableSeq);
+    if (moved) this.#o.onAcked(durableSeq);
     this.#wake();
   }
 

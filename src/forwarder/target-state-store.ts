@@ -13,6 +13,14 @@ export interface TargetState {
   /** Why it needs a resync, and since when (ms since the Unix epoch). */
   reason?: string;
   markedAtMs?: number;
+  /**
+   * A sync of this target is owed (docs/sync.md, automatic sync): set when it resumed past
+   * its checkpoint for a resync, cleared once the sync's SYNC_END is acked. Absent in older
+   * files: owed only by a target that never acked anything (its first connect).
+   */
+  syncPending?: boolean;
+  /** When its last sync ended (ms since the Unix epoch). */
+  syncedAtMs?: number;
 }
 
 function isTargetState(value: unknown): value is TargetState {

@@ -20,6 +20,20 @@ t.test('welcomes the configured source at the seq after the checkpoint', async (
     nodeId: 'beta', vault: 'www', epoch: 2, resumeFromSeq: 1 } }, 'a fresh replica resumes at 1');
 });
 
+t.test('only a resync hello moves the resume point forward, never back', async (t) => {
+  const resume = (h: HelloMessage, c: typeof checkpoint | null): number | string => {
+    const r = checkHello(h, 'alpha', vaults, c, 'beta');
+    return 'welcome' in r ? r.welcome.resumeFromSeq : r.refuse.code;
+  };
+  const at = (seq: number): HelloMessage['lastDurableSeq'] => seq as HelloMessage['lastDurableSeq'];
+  t.equal(resume(hello({ lastDurableSeq: at(500) }), checkpoint), 11, 'no flag: checkpoint + 1');
+  t.equal(resume(hello({ lastDurableSeq: at(500), resync: true }), checkpoint), 501);
+  t.equal(resume(hello({ lastDurableSeq: at(500), resync: true }), null), 501, 'fresh replica');
+  t.equal(resume(hello({ lastDurableSeq: at(4), resync: true }), checkpoint), 11, 'never back');
+  t.equal(resume(hello({ lastDurableSeq: at(500), resync: true, epoch: 1 as never }),
+    checkpoint), 'RECEIVER_EPOCH_STALE', 'the epoch check holds for a resync too');
+});
+
 t.test('refuses anyone but the configured source, and stale epochs', async (t) => {
   const code = (r: ReturnType<typeof checkHello>): string => ('refuse' in r ? r.refuse.code : 'ok');
   t.equal(code(checkHello(hello({ vault: 'db' }), 'alpha', vaults, null, 'b')),

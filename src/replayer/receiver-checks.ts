@@ -17,6 +17,8 @@ export interface Refusal {
 /**
  * Decides whether a Hello may open a stream: the authenticated peer must be the configured
  * source of the vault it names, forwarding, at an epoch not below the checkpoint's. Pure.
+ * The stream resumes at checkpoint + 1; only a Hello with `resync` (a sync follows at once,
+ * docs/sync.md) may move it forward, to the source's lastDurableSeq + 1, never backward.
  */
 export function checkHello(hello: HelloMessage, peerNodeId: string,
   vaults: ReadonlyMap<string, ReceivedVault>, checkpoint: Checkpoint | null, nodeId: string):
@@ -52,9 +54,10 @@ export function checkHello(hello: HelloMessage, peerNodeId: string,
   }
   const seq = checkpoint?.seq ?? 0;
   const epoch = Math.max(checkpoint?.epoch ?? 1, hello.epoch);
+  const resume = hello.resync === true ? Math.max(seq, hello.lastDurableSeq) + 1 : seq + 1;
   return { welcome: { type: 'welcome', nodeId, vault: vault.name,
     epoch: epoch as WelcomeMessage['epoch'],
-    resumeFromSeq: (seq + 1) as WelcomeMessage['resumeFromSeq'] } };
+    resumeFromSeq: resume as WelcomeMessage['resumeFromSeq'] } };
 }
 
 /** Decides whether a batch continues the checkpoint exactly (invariant 1: no gap, no reorder). */

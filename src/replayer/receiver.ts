@@ -1,6 +1,7 @@
 import type { Logger } from '../obs/index.js';
 import type {
-  BatchMessage, HeartbeatMessage, ManifestRequestMessage, SetAsideRequestMessage, WireMessage,
+  BatchMessage, HeartbeatMessage, ManifestRequestMessage, SetAsideRequestMessage, WelcomeMessage,
+  WireMessage,
 } from '../wire/index.js';
 import type { ApplyResult } from './applier.js';
 import { CheckpointStore, type Checkpoint } from './checkpoint-store.js';
@@ -187,6 +188,7 @@ export class Receiver {
         // Checked again: the previous session may have moved the checkpoint meanwhile.
         const verdict = checkHello(hello, peer, this.#vaults, slot.checkpoint, this.#o.nodeId);
         if ('refuse' in verdict) return this.#refuse(link, verdict.refuse, hello.vault, peer);
+        this.#resyncJump(slot, verdict.welcome, peer);
         this.#send(link, liveness, verdict.welcome);
         this.#o.log.info({ vault: hello.vault, source: peer,
           resumeFromSeq: verdict.welcome.resumeFromSeq }, 'source linked');
@@ -225,6 +227,24 @@ export class Receiver {
       name: slot.vault.name, source: slot.vault.source, replica: slot.vault.replica,
       checkpointSeq: () => slot.checkpoint?.seq ?? 0 };
     await serveManifest(link, request, authenticated, vault, scanner, this.#o.log);
+  }
+
+  /**
+   * A resync Hello moved the resume point past the checkpoint (docs/sync.md, automatic sync):
+   * the records in between are never applied here; the sync that follows makes the replica
+   * equal. The checkpoint jumps (stored) so that the next batch continues it exactly.
+   */
+  #resyncJump(slot: VaultSlot, welcome: WelcomeMessage, peer: string): void {
+    const seq = slot.checkpoint?.seq ?? 0;
+    if (welcome.resumeFromSeq <= seq + 1) return;
+    const next: Checkpoint = { vault: slot.vault.name, source: peer,
+      epoch: Math.max(slot.checkpoint?.epoch ?? 1, welcome.epoch),
+      seq: welcome.resumeFromSeq - 1 };
+    slot.vault.checkpoints.store(next);
+    slot.checkpoint = next;
+    this.#o.log.warn({ vault: slot.vault.name, source: peer, fromSeq: seq + 1,
+      toSeq: welcome.resumeFromSeq - 1 }, 'resync: records skipped, a sync from the source ' +
+      'follows and makes the replica equal');
   }
 
   /** Moves objects only the target has out of the replica (set-aside, docs/sync.md). */

@@ -9,9 +9,10 @@ import { closeSync, cpSync, lstatSync, mkdirSync, openSync, renameSync, rmSync }
 import { constants } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../obs/index.js';
+import type { BigIntStats } from 'node:fs';
 import {
-  SET_ASIDE_ERRORS_MAX, type SetAsideReplyMessage, type SetAsideRequestMessage,
-  type WireMessage,
+  SET_ASIDE_ERRORS_MAX, type ManifestEntryType, type SetAsideEntryMessage,
+  type SetAsideReplyMessage, type SetAsideRequestMessage, type WireMessage,
 } from '../wire/index.js';
 
 /** The slice of a Link the service uses. */
@@ -35,6 +36,8 @@ export interface SetAsideVault {
 export interface SetAsideResult {
   moved: number;
   deleted: number;
+  /** Left in place: no longer the object the manifest showed. */
+  changed: number;
   folder: string;
   errors: string[];
 }
@@ -83,6 +86,23 @@ function pathProblem(root: string, relative: Buffer): string | null {
   return null;
 }
 
+function typeOf(stat: BigIntStats): ManifestEntryType {
+  if (stat.isFile()) return 'file';
+  if (stat.isDirectory()) return 'dir';
+  if (stat.isSymbolicLink()) return 'symlink';
+  if (stat.isFIFO()) return 'fifo';
+  if (stat.isSocket()) return 'socket';
+  return stat.isCharacterDevice() ? 'chr' : 'blk';
+}
+
+/** True when `stat` is still the object the target's manifest showed (type, size, mtime). */
+function sameObject(stat: BigIntStats, expected: SetAsideEntryMessage): boolean {
+  const type = typeOf(stat);
+  const sized = type === 'file' || type === 'symlink';
+  return type === expected.type && (!sized || Number(stat.size) === expected.size) &&
+    stat.mtimeNs === expected.mtimeNs;
+}
+
 /** A free name for `dest`: itself, or with .1, .2, ... (the same path set aside twice). */
 function freeName(dest: Buffer): Buffer {
   for (let i = 0; ; i += 1) {
@@ -118,15 +138,22 @@ function moveObject(from: Buffer, to: Buffer): void {
 export async function setAsidePaths(vault: SetAsideVault, request: SetAsideRequestMessage,
   folder: string, log: Logger): Promise<SetAsideResult> {
   return vault.exclusive(async () => {
-    const result: SetAsideResult = { moved: 0, deleted: 0, folder, errors: [] };
-    for (const raw of request.paths) {
+    const result: SetAsideResult = { moved: 0, deleted: 0, changed: 0, folder, errors: [] };
+    for (const expected of request.entries) {
+      const raw = expected.path;
       // Raw bytes end to end: a path need not be UTF-8.
       const shown = text(raw);
       const problem = pathProblem(vault.writableRoot, raw);
       const from = under(vault.writableRoot, raw);
       try {
         if (problem !== null) throw new Error(problem);
-        lstatSync(from);
+        if (!sameObject(lstatSync(from, { bigint: true }), expected)) {
+          // Records of the stream reached it after the manifest: the stream owns it now.
+          result.changed += 1;
+          log.info({ vault: vault.name, path: shown }, 'set-aside: left in place, it changed ' +
+            'since the manifest (a later sync pass looks at it again)');
+          continue;
+        }
         if (request.delete) {
           rmSync(from, { recursive: true });
           result.deleted += 1;
@@ -180,8 +207,8 @@ export async function serveSetAside(link: SetAsideLink, request: SetAsideRequest
     }
     const result = await setAsidePaths(vault, request, folderOf(request.syncId), log);
     const reply: SetAsideReplyMessage = { type: 'setAsideReply', requestId: request.requestId,
-      moved: result.moved, deleted: result.deleted, folder: result.folder.slice(0, 4096),
-      errors: result.errors };
+      moved: result.moved, deleted: result.deleted, changed: result.changed,
+      folder: result.folder.slice(0, 4096), errors: result.errors };
     if (!link.closed) link.send(reply);
   } catch (error) {
     fail('SET_ASIDE_FAILED', `vault ${request.vault}: ${(error as Error).message}`);

@@ -31,7 +31,7 @@ export {
   type SyncRunOptions, type SyncSummary,
 } from './sync-runner.js';
 export {
-  SyncService, SyncError, type SyncSource, type SyncServiceOptions,
+  SyncService, SyncError, type SyncSource, type SyncServiceOptions, type SyncActivity,
 } from './sync-service.js';
 export {
   setAsideUnmirrored, type TailRecord, type UnmirroredTail, type SetAsideUnmirroredOptions,

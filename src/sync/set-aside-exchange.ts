@@ -1,4 +1,5 @@
 import type { SetAsideReplyMessage } from '../wire/index.js';
+import type { ManifestEntry } from './manifest.js';
 import { SyncManifestError } from './errors.js';
 import type { ManifestRequestLink } from './manifest-exchange.js';
 
@@ -9,8 +10,8 @@ export interface SetAsideRequestOptions {
   vault: string;
   /** The sync's id (decimal): names the set-aside folder on the target. */
   syncId: string;
-  /** Relative paths, at most SET_ASIDE_PATHS_MAX; never the root. */
-  paths: readonly Buffer[];
+  /** The target's own manifest entries, at most SET_ASIDE_PATHS_MAX; never the root. */
+  entries: readonly ManifestEntry[];
   /** Remove them instead of moving them (the operator passed --delete). */
   delete: boolean;
   requestId?: number;
@@ -29,7 +30,9 @@ export async function requestSetAside(link: ManifestRequestLink,
   const requestId = options.requestId ?? nextRequestId++;
   try {
     link.send({ type: 'setAsideRequest', requestId, nodeId: options.nodeId,
-      vault: options.vault, syncId: options.syncId, paths: [...options.paths],
+      vault: options.vault, syncId: options.syncId,
+      entries: options.entries.map((e) => ({ path: e.path, type: e.type, size: e.size,
+        mtimeNs: e.mtimeNs })),
       delete: options.delete });
     for await (const message of link) {
       if (message.type === 'error') {

@@ -38,24 +38,60 @@ export interface SyncServiceOptions {
   sources: () => readonly SyncSource[];
 }
 
+/** A sync in progress as `understudy status` shows it. */
+export interface SyncActivity {
+  vault: string;
+  target: string;
+  startedAtMs: number;
+  pass: number;
+  /** starting, manifest, hashes, emit. */
+  phase: string;
+  entries: number;
+  totalEntries: number;
+  bytes: number;
+  totalBytes: number;
+  /** Of this pass's emits, by bytes (by entries when no data crosses); null before them. */
+  percent: number | null;
+}
+
+interface RunningSync {
+  target: string;
+  startedAtMs: number;
+  pass: number;
+  phase: string;
+  progress: Extract<SyncEvent, { event: 'progress' }> | null;
+}
+
 /** How long the target may take to reach the seq a manifest is asked at. */
 const CATCH_UP_WAIT_MS = 120_000;
 
 /** Serves the control method `sync`: one sync per vault at a time, each target in turn. */
 export class SyncService {
-  readonly #running = new Map<string, { target: string; event: SyncEvent | null;
-    startedAtMs: number }>();
+  readonly #running = new Map<string, RunningSync>();
+  /** The last finished sync of each (vault, target). */
+  readonly #last = new Map<string, SyncSummary & { endedAtMs: number }>();
   /** The sync of each vault in progress, and how to abort it. */
   readonly #tails = new Map<string, Promise<SyncSummary>>();
   readonly #aborts = new Map<string, AbortController>();
 
   constructor(private readonly o: SyncServiceOptions) {}
 
-  /** Syncs in progress with their latest progress, for `understudy status`. */
-  active(): Array<{ vault: string; target: string; startedAtMs: number;
-    progress: SyncEvent | null }> {
-    return [...this.#running].map(([vault, s]) => ({ vault, target: s.target,
-      startedAtMs: s.startedAtMs, progress: s.event }));
+  /** Syncs in progress with their latest phase and progress, for `understudy status`. */
+  active(): SyncActivity[] {
+    return [...this.#running].map(([vault, s]) => {
+      const p = s.progress;
+      const percent = p === null ? null : p.totalBytes > 0
+        ? Math.min(100, (100 * p.bytes) / p.totalBytes)
+        : p.totalEntries > 0 ? Math.min(100, (100 * p.entries) / p.totalEntries) : null;
+      return { vault, target: s.target, startedAtMs: s.startedAtMs, pass: s.pass,
+        phase: s.phase, entries: p?.entries ?? 0, totalEntries: p?.totalEntries ?? 0,
+        bytes: p?.bytes ?? 0, totalBytes: p?.totalBytes ?? 0, percent };
+    });
+  }
+
+  /** The last finished sync of a target of a vault, or null. */
+  last(vault: string, target: string): (SyncSummary & { endedAtMs: number }) | null {
+    return this.#last.get(`${vault}\0${target}`) ?? null;
   }
 
   /** Control method `sync`: params { vault, target?, checksum?, delete? }; emits events. */
@@ -140,9 +176,9 @@ export class SyncService {
     remove: boolean, syncId: string): Promise<SetAsideOutcome> {
     const outcome: SetAsideOutcome = { moved: 0, removed: 0, errors: [], folder: '' };
     for (let i = 0; i < entries.length; i += SET_ASIDE_PATHS_MAX) {
-      const paths = entries.slice(i, i + SET_ASIDE_PATHS_MAX).map((e) => e.path);
       const reply = await requestSetAside(await this.#dial(source, target), {
-        nodeId: this.o.nodeId, vault: source.name, syncId, paths, delete: remove });
+        nodeId: this.o.nodeId, vault: source.name, syncId, delete: remove,
+        entries: entries.slice(i, i + SET_ASIDE_PATHS_MAX) });
       outcome.moved += reply.moved;
       outcome.removed += reply.deleted;
       outcome.errors.push(...reply.errors);
@@ -158,7 +194,8 @@ export class SyncService {
   async #run(source: SyncSource, target: string, checksum: boolean, remove: boolean,
     signal: AbortSignal, emit: (event: Record<string, unknown>) => void):
     Promise<SyncSummary> {
-    const state = { target, event: null as SyncEvent | null, startedAtMs: Date.now() };
+    const state: RunningSync = { target, startedAtMs: Date.now(), pass: 1, phase: 'starting',
+      progress: null };
     this.#running.set(source.name, state);
     this.o.log.info({ vault: source.name, target, checksum, delete: remove }, 'sync started');
     try {
@@ -171,10 +208,18 @@ export class SyncService {
         setAside: (entries, del, syncId) => this.#setAside(source, target, entries, del, syncId),
         checksum, delete: remove, emitBytesMax: source.emitBytesMax, signal,
         onEvent: (event) => {
-          state.event = event;
+          if (event.event === 'phase') {
+            state.phase = event.phase;
+            state.pass = event.pass;
+            state.progress = null;
+          } else if (event.event === 'progress') {
+            state.phase = 'emit';
+            state.progress = event;
+          }
           emit({ ...event, vault: source.name, target });
         } });
       this.o.log.info({ ...summary }, 'sync done');
+      this.#last.set(`${source.name}\0${target}`, { ...summary, endedAtMs: Date.now() });
       return summary;
     } finally {
       if (this.#running.get(source.name) === state) this.#running.delete(source.name);

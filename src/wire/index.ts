@@ -22,7 +22,7 @@ export type {
   WireMessage, WireMessageType, AdmitMessage, HelloMessage, WelcomeMessage, BatchMessage,
   AckMessage, HeartbeatMessage, VaultPosition, ErrorMessage, Role, Want,
   ManifestRequestMessage, ManifestChunkMessage, ManifestErrorMessage, ManifestEntryMessage,
-  ManifestEntryType, SetAsideRequestMessage, SetAsideReplyMessage,
+  ManifestEntryType, SetAsideRequestMessage, SetAsideReplyMessage, SetAsideEntryMessage,
 } from './messages.js';
 export { encodedEntryBytes } from './manifest-codec.js';
 export { encodeFrame, FrameDecoder } from './frame-codec.js';

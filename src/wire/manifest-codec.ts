@@ -17,7 +17,8 @@ import type { Seq } from '../core/index.js';
 
 type Fields = Record<string, unknown>;
 
-const ENTRY_TYPE_NUMBERS: Record<ManifestEntryType, number> = {
+/** EntryType numbers of proto/understudy.proto. */
+export const ENTRY_TYPE_NUMBERS: Record<ManifestEntryType, number> = {
   file: 1, dir: 2, symlink: 3, fifo: 4, socket: 5, chr: 6, blk: 7,
 };
 const ENTRY_TYPES = Object.keys(ENTRY_TYPE_NUMBERS) as ManifestEntryType[];
@@ -72,7 +73,7 @@ function manifestPath(value: Buffer, what: string): Buffer {
 }
 
 /** A signed 64-bit field (a number or a Long) as a bigint. */
-function int64(fields: Fields, name: string, what: string): bigint {
+export function int64(fields: Fields, name: string, what: string): bigint {
   const value = fields[name] ?? 0;
   if (typeof value === 'number' && Number.isSafeInteger(value)) return BigInt(value);
   if (typeof value === 'object' && value !== null && typeof (value as { low?: unknown }).low ===

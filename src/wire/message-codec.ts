@@ -5,7 +5,9 @@ import { checkBatchRecords } from './batch-records.js';
 import {
   decodeManifestChunk, decodeManifestError, decodeManifestRequest, entryFields,
 } from './manifest-codec.js';
-import { decodeSetAsideReply, decodeSetAsideRequest } from './set-aside-codec.js';
+import {
+  decodeSetAsideReply, decodeSetAsideRequest, setAsideRequestFields,
+} from './set-aside-codec.js';
 import { WireMalformedError } from './errors.js';
 import {
   EPOCH_MAX, ERROR_CODE_BYTES_MAX, ERROR_MESSAGE_BYTES_MAX, HEARTBEAT_VAULTS_MAX,
@@ -238,6 +240,8 @@ function toFields(message: WireMessage): Fields {
       return { ...message, role: ROLE_NUMBERS[message.role], want: WANT_NUMBERS[message.want] };
     case 'manifestChunk':
       return { ...message, entries: message.entries.map(entryFields) };
+    case 'setAsideRequest':
+      return setAsideRequestFields(message);
     default:
       return { ...message };
   }

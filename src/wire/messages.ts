@@ -148,8 +148,17 @@ export interface SetAsideRequestMessage {
   vault: string;
   /** The sync's id, decimal. */
   syncId: string;
-  paths: Buffer[];
+  /** Each object as the target's manifest showed it: moved only if it still is that. */
+  entries: SetAsideEntryMessage[];
   delete: boolean;
+}
+
+/** One object of a SetAsideRequest. */
+export interface SetAsideEntryMessage {
+  path: Buffer;
+  type: ManifestEntryType;
+  size: number;
+  mtimeNs: bigint;
 }
 
 /** Target to source: what a SetAsideRequest did; the link closes after it. */
@@ -158,6 +167,8 @@ export interface SetAsideReplyMessage {
   requestId: number;
   moved: number;
   deleted: number;
+  /** Left in place: changed since the manifest (records of the stream reached them). */
+  changed: number;
   /** Where the objects went on the target. */
   folder: string;
   /** One line per path that could not be handled (at most SET_ASIDE_ERRORS_MAX). */
