@@ -7,7 +7,7 @@
 // Usage: node bench/sync.js [--reps N] [--size small|full] [--dir DIR] [--out FILE] [--keep]
 
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -145,7 +145,7 @@ class Understudy {
   }
 
   /** Writes both nodes' files for vaults vs (small) and vl (large) of `repDir`. */
-  configure(repDir, paths) {
+  configure(repDir, paths, sourceVaults = ['vs', 'vl']) {
     this.repDir = repDir;
     this.socket = {};
     this.config = {};
@@ -166,8 +166,10 @@ class Understudy {
         ...['a', 'b'].map((h) => `  - { id: ${this.ids[h]}, addresses: ` +
           `["${this.rig.ip[h]}:${PORT}"], fingerprint: "${this.fingerprints[h]}" }`),
         'vaults:',
-        vault('vs', paths.small, paths.replicaSmall),
-        vault('vl', paths.large, paths.replicaLarge), '',
+        ...(host === 'b' || sourceVaults.includes('vs') ?
+          [vault('vs', paths.small, paths.replicaSmall)] : []),
+        ...(host === 'b' || sourceVaults.includes('vl') ?
+          [vault('vl', paths.large, paths.replicaLarge)] : []), '',
       ].join('\n'));
     }
   }
@@ -184,9 +186,9 @@ class Understudy {
   }
 
   /** Starts the target, then the source (FUSE servers with RLIMIT_NOFILE raised). */
-  async start() {
-    this.daemons = {};
-    for (const host of ['b', 'a']) {
+  async start({ hosts = ['b', 'a'], vaults = ['vs', 'vl'] } = {}) {
+    this.daemons ??= {};
+    for (const host of hosts) {
       const raise = this.nofile === null ? [] :
         ['prlimit', `--nofile=${this.nofile}:${this.nofile}`, '--'];
       const d = this.rig.start(`understudy-${host}`, host, [...raise, process.execPath, BIN,
@@ -201,7 +203,7 @@ class Understudy {
       }, 60_000, `understudy on ${host} answering`);
     }
     await until(async () => {
-      for (const v of ['vs', 'vl']) {
+      for (const v of vaults) {
         const t = await this.target(v);
         if (t?.state !== 'in-sync' || t.lagRecords !== 0) return false;
       }
@@ -209,15 +211,53 @@ class Understudy {
     }, 60_000, 'vaults vs and vl in-sync');
   }
 
-  async stop() {
-    for (const host of ['a', 'b']) {
+  async stop(hosts = ['a', 'b']) {
+    for (const host of hosts) {
       const d = this.daemons?.[host];
       if (d === undefined) continue;
       await d.stop();
       const { code, signal } = await d.exit;
       if (code !== 0) say(`bench: understudy on ${host} exited ${code ?? signal}`);
+      delete this.daemons[host];
     }
-    this.daemons = {};
+  }
+
+  /**
+   * A base copy by the automatic sync on a target's first link (when this build has it):
+   * from the source daemon's spawn (target already up, empty replica) until the target is
+   * in-sync with lag 0 and its last sync has ended; bytes through the veth meanwhile; then
+   * verify. Null when the build has no automatic sync (status without `lastSync`).
+   */
+  async autoSync(vault) {
+    const bytes0 = this.rig.linkBytes();
+    const t0 = nowMs();
+    await this.start({ hosts: ['a'], vaults: [] });
+    const t = await until(async () => {
+      const x = await this.target(vault);
+      if (x === null) return false;
+      if (!('lastSync' in x)) return { none: true };
+      return x.state === 'in-sync' && x.lagRecords === 0 && x.lastSync ? x : false;
+    }, 1_800_000, `vault ${vault}: automatic sync done, lag 0`);
+    if (t.none) return null;
+    const ms = nowMs() - t0;
+    const bytes = this.rig.linkBytes() - bytes0;
+    await this.verify(vault);
+    return { ms, bytes, auto: true, summary: { passes: t.lastSync.passes,
+      entries: t.lastSync.entries, dataBytes: t.lastSync.dataBytes, records: null,
+      elapsedMs: t.lastSync.elapsedMs } };
+  }
+
+  async verify(vault) {
+    const cli = ['env', '-u', 'NODE_OPTIONS', process.execPath, BIN];
+    const v = await run([...cli, 'verify', vault, '--json', '--socket', this.socket.a],
+      { allowFail: true });
+    const vLines = v.stdout.trim().split('\n');
+    const verdict = vLines.length > 0 && vLines[vLines.length - 1].startsWith('{') ?
+      JSON.parse(vLines[vLines.length - 1]) : null;
+    if (v.code !== 0 || verdict?.identical !== true) {
+      throw new Error(`verify ${vault} after sync: exit ${v.code}: ` +
+        `${v.stdout.slice(-1500)}${v.stderr.slice(-500)}`);
+    }
   }
 
   /**
@@ -244,15 +284,7 @@ class Understudy {
     const bytes = this.rig.linkBytes() - bytes0;
     const lines = r.stdout.trim().split('\n');
     const summary = JSON.parse(lines[lines.length - 1]).targets[0];
-    const v = await run([...cli, 'verify', vault, '--json', '--socket', this.socket.a],
-      { allowFail: true });
-    const vLines = v.stdout.trim().split('\n');
-    const verdict = vLines.length > 0 && vLines[vLines.length - 1].startsWith('{') ?
-      JSON.parse(vLines[vLines.length - 1]) : null;
-    if (v.code !== 0 || verdict?.identical !== true) {
-      throw new Error(`verify ${vault} after sync: exit ${v.code}: ` +
-        `${v.stdout.slice(-1500)}${v.stderr.slice(-500)}`);
-    }
+    await this.verify(vault);
     return { ms, bytes, cliMs, phases, summary: { passes: summary.passes, entries: summary.entries,
       dataBytes: summary.dataBytes, records: summary.records, elapsedMs: summary.elapsedMs,
       remaining: summary.remaining } };
@@ -319,15 +351,25 @@ async function rsyncPhase(ctx, rep, out) {
 
 async function understudyPhase(ctx, out) {
   const { u, paths, names } = ctx;
-  u.configure(ctx.repDir, paths);
-  await u.start();
+  // The source serves vs alone first, so that each base copy is measured on its own.
+  u.configure(ctx.repDir, paths, ['vs']);
   try {
-    const entries = (dir) => { try { return readdirSync(dir).length; } catch { return 0; } };
-    const seen = entries(paths.replicaSmall) + entries(paths.replicaLarge);
-    out.autoSynced.push(seen);  // entries the target got before any `understudy sync`
-    out.understudy.small.push(await u.sync('vs'));
+    await u.start({ hosts: ['b'], vaults: [] });
+    const small = await u.autoSync('vs');
+    if (small === null) {
+      // A build without the automatic sync: `understudy sync` on an idle pair.
+      u.configure(ctx.repDir, paths);
+      await u.stop(['a']);
+      await u.start({ hosts: ['a'] });
+      out.understudy.small.push(await u.sync('vs'));
+      out.understudy.large.push(await u.sync('vl'));
+    } else {
+      out.understudy.small.push(small);
+      await u.stop(['a']);
+      u.configure(ctx.repDir, paths);
+      out.understudy.large.push(await u.autoSync('vl'));
+    }
     say(`  understudy small: ${fmt(out.understudy.small.at(-1))}`);
-    out.understudy.large.push(await u.sync('vl'));
     say(`  understudy large: ${fmt(out.understudy.large.at(-1))}`);
   } finally {
     await u.stop();
@@ -346,6 +388,11 @@ async function understudyPhase(ctx, out) {
 }
 
 function fmt(m) {
+  if (m.auto) {
+    return `${(m.ms / 1000).toFixed(2)} s, ${(m.bytes / MiB).toFixed(1)} MiB on the link; ` +
+      `automatic sync: ${m.summary.dataBytes} data bytes, ${m.summary.passes} pass(es), ` +
+      `${(m.summary.elapsedMs / 1000).toFixed(2)} s in the daemon`;
+  }
   const extra = m.summary ? `, ${m.summary.dataBytes} data bytes in ${m.summary.records} ` +
     `records, ${m.summary.passes} pass(es); sync command ${(m.cliMs / 1000).toFixed(2)} s ` +
     `(daemon ${(m.summary.elapsedMs / 1000).toFixed(2)} s); phases at ` +
@@ -442,7 +489,7 @@ export async function main(argv) {
   const started = Date.now();
   const loadStart = os.loadavg()[0];
   const out = {
-    dataBytes: {}, deltaBlocks: 0, autoSynced: [],
+    dataBytes: {}, deltaBlocks: 0,
     cp: { small: [], large: [] },
     rsync: { small: [], large: [], delta: [], delta4k: [] },
     understudy: { small: [], large: [], delta: [] },
@@ -467,8 +514,8 @@ export async function main(argv) {
       `${m.commit}.\nCommand: node bench/sync.js --reps ${opts.reps} --size ${opts.size}; ` +
       `median (min–max) of ${opts.reps} reps. Load average (1 min) ` +
       `${loadStart.toFixed(1)} at the start, ${os.loadavg()[0].toFixed(1)} at the end. ` +
-      'Entries on the target before any ' +
-      `\`understudy sync\`: ${out.autoSynced.join(', ')}.` +
+      'Base copies: ' + (out.understudy.small.every((m) => m.auto) ?
+        'the automatic sync on the target\'s first link' : '`understudy sync`') + '.' +
       (out.fdNote === null ? '' : `\n- ${out.fdNote}.`);
     process.stdout.write(`\n${note}\n\n${table}\n`);
     const file = opts.out ?? join('/tmp/understudy-bench',
