@@ -48,7 +48,12 @@ export async function demoCommand(options: DemoCommandOptions): Promise<number> 
     throw error;
   }
   const control = new ControlServer(DEMO_CONTROL_SOCKET);
-  control.handle('status', async () => ({ nodes: [await source.status(), await target.status()] }));
+  const demoSource = source;
+  control.handle('status', async () => ({ nodes: [await demoSource.status(),
+    await target.status()] }));
+  // verify and sync are the source node's: `understudy verify demo` works with no flag.
+  control.handle('verify', (params, emit) => demoSource.verifyControl(params, emit));
+  control.handle('sync', (params, emit) => demoSource.syncControl(params, emit));
   await control.listen();
   say(`understudy demo: vault "demo" (${mode}) mounted over ${data}, replicated into ${replica}`);
   say(`  source node: ${pair.source.node.stateDir}  (journal in journals/demo)`);
@@ -58,8 +63,11 @@ export async function demoCommand(options: DemoCommandOptions): Promise<number> 
   say(`  echo hello > ${data}/hello.txt && cat ${replica}/hello.txt`);
   say(`  mkdir ${data}/d && mv ${data}/hello.txt ${data}/d/ && ls -R ${replica}`);
   say('  understudy status            (lag per target; --json for everything)');
+  say('  understudy verify demo       (compares data/ and replica/, by block checksums)');
+  say('  understudy sync demo         (brings the replica to the source by checksums)');
   say(`  touch ${replica}/x           (refused: the replica is read-only while mirrored)`);
-  say('Files that were in data/ before the demo started are not copied (that is `sync`, to come).');
+  say('Files that were in data/ before the demo started are copied by the first sync, which');
+  say('runs on its own when the target first connects (`understudy status` shows its progress).');
   say('Ctrl-C stops both nodes and unmounts.');
   const signal = await stopped;
   log.info({ signal }, 'demo stopping');

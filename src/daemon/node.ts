@@ -383,6 +383,20 @@ export class Node {
       'fsync no longer waits for targets until they are all in-sync again');
   }
 
+  /** The control method `verify` of this node (the demo serves it on a socket of its own). */
+  verifyControl(params: Record<string, unknown>, emit: (event: Record<string, unknown>) => void):
+    Promise<unknown> {
+    if (this.#verify === null) throw new Error('the node is not started');
+    return this.#verify.verify(params, emit);
+  }
+
+  /** The control method `sync` of this node (the demo serves it on a socket of its own). */
+  syncControl(params: Record<string, unknown>, emit: (event: Record<string, unknown>) => void):
+    Promise<unknown> {
+    if (this.#sync === null) throw new Error('the node is not started');
+    return this.#sync.sync(params, emit);
+  }
+
   /** The node's state for `understudy status`. */
   async status(): Promise<NodeStatus> {
     const now = Date.now();
