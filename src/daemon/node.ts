@@ -228,6 +228,7 @@ export class Node {
     return { name: s.config.name, path: s.config.path,
       targets: s.config.targets.map((t) => t.node), emitter: s.mount,
       emitBytesMax: Mount.syncEmitBytesMax(), lastSeq: () => s.mount.stats().lastSeq,
+      mirrored: (path: Buffer, isDir: boolean) => s.filter.matches(path, isDir),
       dial: (target: string) => this.#dialPeer(target) };
   }
 

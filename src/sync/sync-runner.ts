@@ -51,6 +51,8 @@ export interface SyncRunOptions {
   root: string;
   emitter: SyncEmitter;
   xattrs: XattrReader | null;
+  /** The vault's include/exclude globs: what is not mirrored is not synced. */
+  mirrored?: (path: Buffer, isDir: boolean) => boolean;
   /** The source's newest journaled seq. */
   lastSeq(): number;
   /** The target's manifest at a checkpoint >= atSeq (src/sync requestManifest over a link). */
@@ -161,15 +163,16 @@ async function runPass(o: SyncRunOptions, pass: number, summary: SyncSummary): P
   phase('manifest');
   const atSeq = o.lastSeq();
   let target = await o.targetManifest(atSeq, false);
+  const mirrored = o.mirrored === undefined ? {} : { mirrored: o.mirrored };
   let source = await scanManifest(o.root, atSeq, { withHashes: false, xattrs: o.xattrs,
-    ...(o.signal === undefined ? {} : { signal: o.signal }) });
+    ...mirrored, ...(o.signal === undefined ? {} : { signal: o.signal }) });
   const paths = candidates(source, target, o.checksum);
   if (paths.length > 0) {
     phase('hashes');
     for (const group of chunks(paths, MANIFEST_REQUEST_PATHS_MAX)) {
       const theirs = await o.targetManifest(o.lastSeq(), true, group);
       const mine = await scanManifest(o.root, atSeq, { withHashes: true, xattrs: o.xattrs,
-        paths: group });
+        paths: group, ...mirrored });
       target = withHashed(target, theirs.entries);
       source = withHashed(source, mine.entries);
     }

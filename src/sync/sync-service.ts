@@ -25,6 +25,8 @@ export interface SyncSource {
   targets: readonly string[];
   emitter: SyncEmitter;
   emitBytesMax: number;
+  /** The vault's include/exclude globs: what is not mirrored is not synced. */
+  mirrored?: (path: Buffer, isDir: boolean) => boolean;
   lastSeq(): number;
   /** A fresh link to the target for one manifest request. */
   dial(target: string): Promise<ManifestRequestLink>;
@@ -201,6 +203,7 @@ export class SyncService {
     try {
       const summary = await runSync({ vault: source.name, target, root: source.path,
         emitter: source.emitter, xattrs: this.o.xattrs, lastSeq: () => source.lastSeq(),
+        ...(source.mirrored === undefined ? {} : { mirrored: source.mirrored }),
         targetManifest: async (atSeq, withHashes, paths) =>
           requestManifest(await this.#dial(source, target), { nodeId: this.o.nodeId,
             vault: source.name, atSeq, withHashes, waitMsMax: CATCH_UP_WAIT_MS, signal,
