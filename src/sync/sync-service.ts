@@ -137,7 +137,9 @@ export class SyncService {
       await running.catch(() => undefined);
       signal.throwIfAborted();
     }
-    return this.syncTarget(source, target, { checksum: false, delete: false, signal });
+    // By checksums: records applied after a resync jump can give a stale file the source's
+    // size and mtime (a last WRITE at its end, its times), so those cannot be trusted here.
+    return this.syncTarget(source, target, { checksum: true, delete: false, signal });
   }
 
   /** Aborts every sync in progress and waits until none runs (before an unmount). */
