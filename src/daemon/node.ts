@@ -101,6 +101,19 @@ function addressText(address: HostPort): string {
     : `${address.host}:${address.port}`;
 }
 
+/** Journal segments retention can delete: small enough that journalBytesMax is enforceable. */
+export const SEGMENT_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
+
+/**
+ * Segment size for a vault: retention deletes whole segments and never the newest, so a
+ * segment must be well below the journal limit for the limit to hold (an eighth of it, at
+ * most 64 MiB, at least 1 MiB).
+ */
+export function segmentBytesFor(journalBytesMax: number): number {
+  const eighth = Math.floor(journalBytesMax / 8);
+  return Math.max(1024 * 1024, Math.min(SEGMENT_BYTES_MAX_DEFAULT, eighth));
+}
+
 /**
  * A running node built from its config: mounts each vault it is the source of and forwards
  * its journal to the targets, receives the vaults it is a target of (replica read-only to
@@ -302,7 +315,7 @@ export class Node {
     const filter = PathFilter.create(vault.include, vault.exclude);
     const mount = await Mount.open({ mountpoint: vault.path, journalDir, epoch, sync: policy,
       include: vault.include, exclude: vault.exclude,
-      ...(segmentBytesMax === undefined ? {} : { segmentBytesMax }),
+      segmentBytesMax: segmentBytesMax ?? segmentBytesFor(vault.journalBytesMax),
       onWritten: (seq) => {
         for (const forwarder of forwarders) forwarder.notify(seq);
         if (source !== null) keeper.grew(source.mount.stats().journalBytes);
