@@ -1,5 +1,5 @@
-import { mkdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { UsageError } from '../core/index.js';
 import type { HostPort, NodeConfig, VaultConfig } from '../config/index.js';
 import { vaultsAsSource, vaultsAsTarget } from '../config/index.js';
@@ -99,6 +99,11 @@ function readSecurity(config: NodeConfig): Security {
 function addressText(address: HostPort): string {
   return address.kind === 'ipv6' ? `[${address.host}]:${address.port}`
     : `${address.host}:${address.port}`;
+}
+
+/** Present while a source vault is mounted; left behind only by a run that died. */
+function runningMarker(stateDir: string, vault: string): string {
+  return join(stateDir, 'vaults', vault, 'source-running');
 }
 
 /** Journal segments retention can delete: small enough that journalBytesMax is enforceable. */
@@ -313,6 +318,15 @@ export class Node {
         forwarders.find((f) => f.status().node === target)?.markNeedsResync(reason) });
     let source: SourceVault | null = null;
     const filter = PathFilter.create(vault.include, vault.exclude);
+    // Invariant 6: a source that died (SIGKILL, power cut) may have applied changes to the
+    // backing that never reached the journal. The marker says the last run did not unmount;
+    // then every target is resynced (block checksums), so the replicas converge anyway.
+    const marker = runningMarker(node.stateDir, vault.name);
+    const unclean = existsSync(marker);
+    if (unclean) {
+      this.#log.warn({ vault: vault.name }, 'the source did not stop cleanly last time: ' +
+        'its last changes may be missing from the journal; resyncing every target');
+    }
     const mount = await Mount.open({ mountpoint: vault.path, journalDir, epoch, sync: policy,
       include: vault.include, exclude: vault.exclude,
       segmentBytesMax: segmentBytesMax ?? segmentBytesFor(vault.journalBytesMax),
@@ -321,6 +335,8 @@ export class Node {
         if (source !== null) keeper.grew(source.mount.stats().journalBytes);
       },
       onDegraded: () => { if (source !== null) this.#degraded(source); } });
+    mkdirSync(dirname(marker), { recursive: true, mode: 0o700 });
+    writeFileSync(marker, `${process.pid}\n`);
     source = { config: vault, mount, filter, journalDir, keeper, forwarders, degradedAtMs: null };
     const synced = source;
     this.#log.info({ vault: vault.name, path: vault.path, journalDir, epoch, mode: vault.mode,
@@ -328,12 +344,13 @@ export class Node {
     for (const target of vault.targets) {
       const peer = this.#config.peers.find((p) => p.id === target.node);
       if (peer === undefined) continue;  // config checks guarantee it; a bug otherwise
+      if (unclean) keeper.needsResync(target.node, 'the source did not stop cleanly');
       const state = keeper.state(target.node);
       const forwarder = new TargetForwarder({
         vault: vault.name, nodeId: node.id, target: target.node, epoch, journalDir,
         addresses: peer.addresses.map(addressText), heartbeatIntervalMs: node.heartbeatIntervalMs,
         position: () => mount.stats(), ackedSeq: state?.ackedSeq ?? 0,
-        needsResync: state?.needsResync ?? false, log: this.#log,
+        needsResync: unclean || (state?.needsResync ?? false), log: this.#log,
         // A target that never acked anything gets a sync on its first link (files made
         // before the vault was first mounted are in no journal).
         syncPending: state?.syncPending ?? (state?.ackedSeq ?? 0) === 0,
@@ -483,7 +500,10 @@ export class Node {
     // A sync reads and emits through the mount: it ends before the mount does.
     await step('sync', () => this.#sync?.stopAll());
     for (const source of this.#sources) {
-      await step(`unmount ${source.config.path}`, () => source.mount.unmount());
+      await step(`unmount ${source.config.path}`, async () => {
+        await source.mount.unmount();
+        rmSync(runningMarker(this.#config.node.stateDir, source.config.name), { force: true });
+      });
       await step('retention', () => source.keeper.check());
     }
     for (const target of this.#targets) {
