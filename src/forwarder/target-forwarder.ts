@@ -114,6 +114,8 @@ export class TargetForwarder {
   #syncAbort: AbortController | null = null;
   /** The journal cannot serve the target: shown as needs-resync until a resync link. */
   #resyncOwed: boolean;
+  /** Why the target needs a resync; kept in lastError while dials fail, until it is synced. */
+  #resyncReason: string | null = null;
 
   constructor(options: TargetForwarderOptions) {
     this.#o = options;
@@ -160,6 +162,7 @@ export class TargetForwarder {
   /** Retention dropped this target: the link ends and the next one resyncs (a sync follows). */
   markNeedsResync(reason: string): void {
     this.#lastError = reason;
+    this.#resyncReason = reason;
     this.#syncPending = true;
     this.#syncEndSeq = null;
     this.#resyncOwed = true;
@@ -237,7 +240,9 @@ export class TargetForwarder {
   }
 
   #failed(reason: string): void {
-    this.#lastError = reason;
+    // A target owed a resync keeps saying why in status, whatever the dial errors are.
+    this.#lastError = this.#resyncOwed && this.#resyncReason !== null
+      ? `${this.#resyncReason} (since then: ${reason})` : reason;
     this.#o.log.warn({ vault: this.#o.vault, target: this.#o.target, reason }, 'link to target');
   }
 
@@ -245,6 +250,7 @@ export class TargetForwarder {
     const first = this.#state !== 'needs-resync' || this.#lastError !== reason;
     this.#setState('needs-resync');
     this.#lastError = reason;
+    this.#resyncReason = reason;
     if (first) {
       this.#o.log.error({ vault: this.#o.vault, target: this.#o.target, reason },
         'target needs a resync: the next link resumes at the journal head and a sync runs; ' +
@@ -314,6 +320,7 @@ export class TargetForwarder {
         'linked to target');
       if (resync) {
         this.#resyncOwed = false;
+        this.#resyncReason = null;
         this.#syncAbort = new AbortController();
         o.onResync?.(resume, this.#syncAbort.signal);
       }
