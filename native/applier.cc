@@ -715,8 +715,19 @@ Outcome apply_link(Ctx& c, PayloadReader& r) {
   if (new_gone) return c.fail(new_path, ENOENT, "the new name's parent directory is missing");
   Seen so, sn;
   if ((o = look(c, new_path, pn, false, fid, &sn)) != Outcome::CONTINUE) return o;
-  if (sn.holds != Holds::MATCH) {
-    if ((o = look(c, old_path, po, old_gone, fid, &so)) != Outcome::CONTINUE) return o;
+  // The new name may hold the fid on an inode of its own: an ADOPT copies a replica file
+  // that was hard-linked, leaving the other name with the old inode and the same fid. The
+  // record says both names are one inode, so that copy is replaced by the link.
+  bool relink = false;
+  if (sn.holds == Holds::MATCH && !old_gone) {
+    if ((o = look(c, old_path, po, false, fid, &so)) != Outcome::CONTINUE) return o;
+    relink = so.holds == Holds::MATCH &&
+             (so.st.st_ino != sn.st.st_ino || so.st.st_dev != sn.st.st_dev);
+  }
+  if (sn.holds != Holds::MATCH || relink) {
+    if (!relink && (o = look(c, old_path, po, old_gone, fid, &so)) != Outcome::CONTINUE) {
+      return o;
+    }
     if (so.holds == Holds::NO_FID) return fid_missing(c, old_path);
     if (so.holds != Holds::MATCH) return c.skip("superseded: link source gone");
     if (sn.holds != Holds::MISSING) {
@@ -731,7 +742,7 @@ Outcome apply_link(Ctx& c, PayloadReader& r) {
   if (const int err = set_parent_mtime(pn, new_parent_mtime_ns); err != 0) {
     return c.fail(new_path, err, "cannot set the parent directory's mtime");
   }
-  return sn.holds == Holds::MATCH ? c.skip("already applied") : Outcome::APPLIED;
+  return sn.holds == Holds::MATCH && !relink ? c.skip("already applied") : Outcome::APPLIED;
 }
 
 /** UNLINK and RMDIR: only when the path holds the fid; a missing path is already done. */

@@ -18,7 +18,8 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import {
-  accessSync, chmodSync, constants, createWriteStream, existsSync, mkdirSync, mkdtempSync,
+  accessSync, chmodSync, constants, createWriteStream, existsSync, lstatSync, mkdirSync,
+  mkdtempSync,
   readdirSync, readFileSync, rmSync, writeFileSync,
 } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -520,6 +521,7 @@ export class Cluster {
     this.t.same(content, [],
       `${label}: the replica equals the source's backing dir (A = backing, B = replica)\n` +
       formatDifferences(content), extra);
+    if (content.length > 0) this.t.comment(describeDifferingPaths(backing, replica, content));
     const mtimes = differences.filter(isDirMtimeDifference);
     this.t.same(mtimes, [], `${label}: directory mtimes converge too\n${formatDifferences(mtimes)}`,
       extra);
@@ -628,4 +630,23 @@ export class Writer {
     this.#stopping = true;
     await this.#done;
   }
+}
+
+/** Inode, link count and fid xattr of each path named in `lines`, on both sides (diagnostics). */
+function describeDifferingPaths(backing: string, replica: string, lines: string[]): string {
+  const keys = [...new Set(lines.slice(0, 20).map((line) => line.split(': ')[0] ?? ''))]
+    .filter((key) => key !== '' && !key.startsWith('b64:'));
+  const one = (root: string, key: string): string => {
+    const path = join(root, key);
+    try {
+      const st = lstatSync(path);
+      const fid = spawnSync('getfattr', ['-h', '--absolute-names', '-e', 'hex', '-n',
+        'trusted.understudy.fid', path], { encoding: 'latin1' });
+      const value = /=0x([0-9a-f]+)/.exec(fid.stdout)?.[1] ?? '-';
+      return `ino ${st.ino} nlink ${st.nlink} fid ${value}`;
+    } catch (error) {
+      return (error as NodeJS.ErrnoException).code ?? String(error);
+    }
+  };
+  return keys.map((key) => `${key}: A ${one(backing, key)}; B ${one(replica, key)}`).join('\n');
 }
