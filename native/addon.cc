@@ -10,6 +10,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   understudy::init_sync(env, exports);
   understudy::init_xattr(env, exports);
   understudy::init_filter(env, exports);
+  understudy::init_hash(env, exports);
   return exports;
 }
 

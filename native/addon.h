@@ -14,6 +14,8 @@ void init_codec(Napi::Env env, Napi::Object exports);
 void init_sync(Napi::Env env, Napi::Object exports);
 // native/addon_xattr.cc: listXattrs/getXattr without following symlinks (tree scans).
 void init_xattr(Napi::Env env, Napi::Object exports);
+// native/addon_hash.cc: hashBlocks (sync's block hashes, on a worker thread).
+void init_hash(Napi::Env env, Napi::Object exports);
 // native/addon_filter.cc: the vault's include/exclude globs (createPathFilter, pathFilterMatches).
 void init_filter(Napi::Env env, Napi::Object exports);
 

@@ -16,12 +16,14 @@ import { clearStaleReplicaBind, protectReplica } from '../replayer/receiver-repl
 import {
   openReplicaRoot, setAsideFolder, type ReplicaRootHandle,
 } from '../replayer/set-aside-service.js';
-import { SyncService, type SyncSource, type XattrReader } from '../sync/index.js';
+import { SyncService, type BlockHasher, type SyncSource, type XattrReader } from '../sync/index.js';
 import {
   connectTls, listenTls, type Link, type Security, type WireServer,
 } from '../wire/index.js';
 import { canRestoreSync, syncWatermark } from './sync-watermark.js';
-import { VerifyService, nativeXattrReader, replicaScanner } from './verify-service.js';
+import {
+  VerifyService, nativeBlockHasher, nativeXattrReader, replicaScanner,
+} from './verify-service.js';
 import {
   journalExtent, targetLag, type NodeStatus, type SourceVaultStatus, type TargetVaultStatus,
 } from './status.js';
@@ -136,6 +138,8 @@ export class Node {
   #sync: SyncService | null = null;
   #security: Security | null = null;
   #stopping: Promise<void> | null = null;
+  /** The addon's block hasher for sync and verify scans (undefined: JS hashing). */
+  #hasher: BlockHasher | undefined;
 
   private constructor(config: NodeConfig, log: Logger) {
     this.#config = config;
@@ -164,6 +168,7 @@ export class Node {
     const security = readSecurity(this.#config);
     this.#security = security;
     const xattrs = nativeXattrReader(this.#log);
+    this.#hasher = nativeBlockHasher(this.#log);
     this.#startTargets(xattrs);
     const receiver = this.#receiver;
     for (const address of node.listen) {
@@ -230,6 +235,7 @@ export class Node {
       throw failure;
     };
     return new VerifyService({ nodeId: this.#config.node.id, xattrs, log: this.#log,
+      ...(this.#hasher === undefined ? {} : { hasher: this.#hasher }),
       sources: () => this.#sources.map((s) => ({ name: s.config.name, path: s.config.path,
         targets: s.config.targets.map((t) => t.node), lastSeq: () => s.mount.stats().lastSeq,
         mirrored: (path: Buffer, isDir: boolean) => s.filter.matches(path, isDir), dial })) });
@@ -238,6 +244,7 @@ export class Node {
   /** `understudy sync` (docs/sync.md): sync records through the journal, manifests over links. */
   #syncService(xattrs: XattrReader | null): SyncService {
     this.#sync = new SyncService({ nodeId: this.#config.node.id, xattrs, log: this.#log,
+      ...(this.#hasher === undefined ? {} : { hasher: this.#hasher }),
       sources: () => this.#sources.map((s) => this.#syncSource(s)) });
     return this.#sync;
   }
@@ -294,7 +301,7 @@ export class Node {
     this.#receiver = new Receiver({ nodeId: node.id, vaults, log: this.#log,
       heartbeatIntervalMs: node.heartbeatIntervalMs,
       liveness: (now) => new LinkLiveness(node.heartbeatIntervalMs, now),
-      manifestScanner: replicaScanner(xattrs),
+      manifestScanner: replicaScanner(xattrs, this.#hasher),
       setAsideFolder: (vault, syncId) => setAsideFolder(node.stateDir, vault, syncId, Date.now()),
     });
   }

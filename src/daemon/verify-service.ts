@@ -7,8 +7,8 @@ import type { Logger } from '../obs/index.js';
 import { MANIFEST_REQUEST_PATHS_MAX } from '../wire/index.js';
 import type { ManifestScanner } from '../replayer/manifest-service.js';
 import {
-  diffManifests, pathText, requestManifest, scanManifest, scanTree, type Difference,
-  type Manifest, type ManifestRequestLink, type XattrReader,
+  BLOCK_HASH_BYTES, diffManifests, pathText, requestManifest, scanManifest, scanTree, type Difference,
+  type BlockHasher, type Manifest, type ManifestRequestLink, type XattrReader,
 } from '../sync/index.js';
 
 /** The addon's xattr functions (native/addon_xattr.cc), or null when the build lacks them. */
@@ -26,9 +26,26 @@ export function nativeXattrReader(log: Logger): XattrReader | null {
   return { list: (path) => listXattrs(path), get: (path, name) => getXattr(path, name) };
 }
 
+/** The addon's hashBlocks (native/addon_hash.cc), or undefined (src/sync's JS hashFile). */
+export function nativeBlockHasher(log: Logger): BlockHasher | undefined {
+  const require = createRequire(import.meta.url);
+  const explicit = process.env.UNDERSTUDY_NATIVE;
+  const addon = (explicit !== undefined && explicit !== '' ? require(explicit)
+    : require('bindings')('understudy_native')) as Partial<{
+      hashBlocks(path: Buffer, blockSize: number, hashBytes: number): Promise<Buffer> }>;
+  const { hashBlocks } = addon;
+  if (hashBlocks === undefined) {
+    log.warn('the native addon has no hashBlocks: sync and verify hash in JS (rebuild it)');
+    return undefined;
+  }
+  return (path, blockSize) => hashBlocks(path, blockSize, BLOCK_HASH_BYTES);
+}
+
 /** The scanner the receiver answers ManifestRequests with. */
-export function replicaScanner(xattrs: XattrReader | null): ManifestScanner {
-  return { scan: (root, options) => scanTree(root, { ...options, xattrs }) };
+export function replicaScanner(xattrs: XattrReader | null, hasher?: BlockHasher):
+  ManifestScanner {
+  return { scan: (root, options) => scanTree(root, { ...options, xattrs,
+    ...(hasher === undefined ? {} : { hasher }) }) };
 }
 
 /** A failure of verify the operator can act on. */
@@ -122,8 +139,8 @@ function recheckPaths(differences: Difference[], manifests: Manifest[]): Buffer[
 export class VerifyService {
   readonly #running = new Map<string, { target: string; phase: string; startedAtMs: number }>();
 
-  constructor(private readonly o: { nodeId: string; xattrs: XattrReader | null; log: Logger;
-    sources: () => readonly VerifySource[] }) {}
+  constructor(private readonly o: { nodeId: string; xattrs: XattrReader | null;
+    hasher?: BlockHasher; log: Logger; sources: () => readonly VerifySource[] }) {}
 
   /** Verifies in progress, for `understudy status`. */
   active(): Array<{ vault: string; target: string; phase: string; startedAtMs: number }> {
@@ -181,6 +198,7 @@ export class VerifyService {
       phase('source', { totalEntries: targetManifest.entries.length, totalBytes });
       const sourceManifest = await scanManifest(source.path, atSeq, { withHashes,
         xattrs: this.o.xattrs, ...(paths === undefined ? {} : { paths }),
+        ...(this.o.hasher === undefined ? {} : { hasher: this.o.hasher }),
         ...(source.mirrored === undefined ? {} : { mirrored: source.mirrored }),
         onProgress: throttle((p) => emit({ event: 'progress', side: 'source', target,
           entries: p.entries, bytes: p.bytes, totalEntries: targetManifest.entries.length,

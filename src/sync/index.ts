@@ -12,6 +12,7 @@ export {
 } from './block-hashes.js';
 export {
   scanTree, scanManifest, OWN_XATTR_PREFIX, type XattrReader, type ScanOptions,
+  type BlockHasher,
   type ScanProgress,
 } from './scan-tree.js';
 export {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { MANIFEST_REQUEST_PATHS_MAX } from '../wire/index.js';
 import { SYNC_FLAG_CHECKSUM, SYNC_FLAG_DELETE } from '../record/index.js';
 import { pathText, type Manifest, type ManifestEntry, type Xattr } from './manifest.js';
-import { scanManifest, type XattrReader } from './scan-tree.js';
+import { scanManifest, type BlockHasher, type XattrReader } from './scan-tree.js';
 import { planSync, type EmitStep } from './sync-plan.js';
 
 /** What sync emit reports for one call (src/mount's SyncEmitResult fits it). */
@@ -51,6 +51,8 @@ export interface SyncRunOptions {
   root: string;
   emitter: SyncEmitter;
   xattrs: XattrReader | null;
+  /** Block hashes of the source's files (absent: hashFile). */
+  hasher?: BlockHasher;
   /** The vault's include/exclude globs: what is not mirrored is not synced. */
   mirrored?: (path: Buffer, isDir: boolean) => boolean;
   /** The source's newest journaled seq. */
@@ -170,9 +172,10 @@ async function runPass(o: SyncRunOptions, pass: number, summary: SyncSummary): P
   if (paths.length > 0) {
     phase('hashes');
     for (const group of chunks(paths, MANIFEST_REQUEST_PATHS_MAX)) {
-      const theirs = await o.targetManifest(o.lastSeq(), true, group);
-      const mine = await scanManifest(o.root, atSeq, { withHashes: true, xattrs: o.xattrs,
-        paths: group, ...mirrored });
+      // Both sides hash at once.
+      const [theirs, mine] = await Promise.all([o.targetManifest(o.lastSeq(), true, group),
+        scanManifest(o.root, atSeq, { withHashes: true, xattrs: o.xattrs, paths: group,
+          ...mirrored, ...(o.hasher === undefined ? {} : { hasher: o.hasher }) })]);
       target = withHashed(target, theirs.entries);
       source = withHashed(source, mine.entries);
     }

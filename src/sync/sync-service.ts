@@ -3,7 +3,7 @@ import type { Logger } from '../obs/index.js';
 import { SET_ASIDE_PATHS_MAX } from '../wire/index.js';
 import { requestManifest, type ManifestRequestLink } from './manifest-exchange.js';
 import { requestSetAside } from './set-aside-exchange.js';
-import type { XattrReader } from './scan-tree.js';
+import type { BlockHasher, XattrReader } from './scan-tree.js';
 import {
   runSync, type SetAsideOutcome, type SyncEmitter, type SyncEvent, type SyncSummary,
 } from './sync-runner.js';
@@ -36,6 +36,8 @@ export interface SyncSource {
 export interface SyncServiceOptions {
   nodeId: string;
   xattrs: XattrReader | null;
+  /** Block hashes of the source's files (absent: hashFile). */
+  hasher?: BlockHasher;
   log: Logger;
   sources: () => readonly SyncSource[];
 }
@@ -205,6 +207,7 @@ export class SyncService {
     try {
       const summary = await runSync({ vault: source.name, target, root: source.path,
         emitter: source.emitter, xattrs: this.o.xattrs, lastSeq: () => source.lastSeq(),
+        ...(this.o.hasher === undefined ? {} : { hasher: this.o.hasher }),
         ...(source.mirrored === undefined ? {} : { mirrored: source.mirrored }),
         targetManifest: async (atSeq, withHashes, paths) =>
           requestManifest(await this.#dial(source, target), { nodeId: this.o.nodeId,
