@@ -5,6 +5,7 @@
 // before the daemon unmounts).
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <functional>
@@ -123,14 +124,9 @@ void parse_xattrs(Napi::Env env, const Napi::Value& v, SyncEmitRequest* req) {
   }
 }
 
-SyncEmitRequest parse_request(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+SyncEmitRequest parse_request_object(Napi::Env env, std::string path, const Napi::Object& o) {
   SyncEmitRequest req;
-  req.path = buffer_arg(info, 1, "path");
-  if (info.Length() < 3 || !info[2].IsObject()) {
-    throw Napi::TypeError::New(env, "mountSyncEmit(handle, path, request): request object");
-  }
-  const auto o = info[2].As<Napi::Object>();
+  req.path = std::move(path);
   req.adopt = bool_field(o, "adopt", true);
   req.full = bool_field(o, "full", false);
   req.xattrs = bool_field(o, "xattrs", true);
@@ -145,6 +141,15 @@ SyncEmitRequest parse_request(const Napi::CallbackInfo& info) {
     throw Napi::TypeError::New(env, "request.linkFrom must be a Buffer");
   }
   return req;
+}
+
+SyncEmitRequest parse_request(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = buffer_arg(info, 1, "path");
+  if (info.Length() < 3 || !info[2].IsObject()) {
+    throw Napi::TypeError::New(env, "mountSyncEmit(handle, path, request): request object");
+  }
+  return parse_request_object(env, std::move(path), info[2].As<Napi::Object>());
 }
 
 const char* type_name(const SyncEmitResult& r) {
@@ -186,6 +191,69 @@ Napi::Value js_sync_emit(const Napi::CallbackInfo& info) {
       info.Env(),
       [ctx, req, result](std::string* why) { return sync_emit(*ctx, *req, result.get(), why); },
       [result](Napi::Env env) -> Napi::Value { return result_to_js(env, *result); });
+}
+
+/** One step of mountSyncEmitMany: an emit, or (timesOnly) the times of a directory. */
+struct ManyStep {
+  bool times_only = false;
+  SyncEmitRequest request;
+};
+
+/** Steps one mountSyncEmitMany call takes at most, and range bytes over all of them. */
+constexpr uint32_t EMIT_MANY_STEPS_MAX = 4096;
+constexpr uint64_t EMIT_MANY_BYTES_MAX = 8 * SYNC_EMIT_BYTES_MAX;
+
+// mountSyncEmitMany(handle, steps: Array<{ path, timesOnly?, ...request }>) -> Promise<result[]>
+// The steps run in order on one worker, each as mountSyncEmit (or mountSyncEmitTimes) would,
+// the namespace lock taken per step; the first failure rejects (earlier steps are journaled).
+Napi::Value js_sync_emit_many(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Mount* mount = mount_from_handle(info, 0);
+  if (info.Length() < 2 || !info[1].IsArray()) {
+    throw Napi::TypeError::New(env, "mountSyncEmitMany(handle, steps): steps array");
+  }
+  const auto list = info[1].As<Napi::Array>();
+  if (list.Length() > EMIT_MANY_STEPS_MAX) {
+    throw Napi::RangeError::New(env, "mountSyncEmitMany: more than 4096 steps in one call");
+  }
+  auto steps = std::make_shared<std::vector<ManyStep>>();
+  uint64_t bytes = 0;
+  for (uint32_t i = 0; i < list.Length(); ++i) {
+    const Napi::Value v = list.Get(i);
+    if (!v.IsObject()) throw Napi::TypeError::New(env, "mountSyncEmitMany: each step is an object");
+    const auto o = v.As<Napi::Object>();
+    const Napi::Value p = o.Get("path");
+    if (!p.IsBuffer()) throw Napi::TypeError::New(env, "mountSyncEmitMany: step.path must be a Buffer");
+    const auto pb = p.As<Napi::Buffer<char>>();
+    if (pb.Length() > PATH_BYTES_MAX) throw Napi::RangeError::New(env, "path too long");
+    ManyStep step;
+    step.times_only = bool_field(o, "timesOnly", false);
+    step.request = parse_request_object(env, std::string(pb.Data(), pb.Length()), o);
+    for (const SyncRange& r : step.request.ranges) bytes += std::min(r.length, SYNC_EMIT_BYTES_MAX);
+    steps->push_back(std::move(step));
+  }
+  if (bytes > EMIT_MANY_BYTES_MAX) {
+    throw Napi::RangeError::New(env, "mountSyncEmitMany: more than 64 MiB of ranges in one call");
+  }
+  auto results = std::make_shared<std::vector<SyncEmitResult>>(steps->size());
+  OpsContext* ctx = mount->context();
+  return start(
+      env, [ctx, steps, results](std::string* why) {
+        for (size_t i = 0; i < steps->size(); ++i) {
+          const ManyStep& step = (*steps)[i];
+          SyncEmitResult* result = &(*results)[i];
+          const int err = step.times_only
+                              ? sync_emit_times(*ctx, step.request.path, result, why)
+                              : sync_emit(*ctx, step.request, result, why);
+          if (err != 0) return err;
+        }
+        return 0;
+      },
+      [results](Napi::Env e) -> Napi::Value {
+        Napi::Array out = Napi::Array::New(e, results->size());
+        for (uint32_t i = 0; i < results->size(); ++i) out.Set(i, result_to_js(e, (*results)[i]));
+        return out;
+      });
 }
 
 // mountSyncEmitTimes(handle, path: Buffer) -> Promise<result>
@@ -243,6 +311,7 @@ Napi::Value js_sync_end(const Napi::CallbackInfo& info) {
 
 void init_sync(Napi::Env env, Napi::Object exports) {
   exports.Set("mountSyncEmit", Napi::Function::New(env, js_sync_emit, "mountSyncEmit"));
+  exports.Set("mountSyncEmitMany", Napi::Function::New(env, js_sync_emit_many, "mountSyncEmitMany"));
   exports.Set("mountSyncEmitTimes",
               Napi::Function::New(env, js_sync_emit_times, "mountSyncEmitTimes"));
   exports.Set("mountSyncBegin", Napi::Function::New(env, js_sync_begin, "mountSyncBegin"));

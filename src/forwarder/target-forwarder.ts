@@ -69,10 +69,14 @@ export interface TargetForwarderStatus {
   inFlightBytes: number;
 }
 
-/** Batch limits (the brief): at most 1024 records or 4 MiB, and 16 MiB unacked per target. */
+/**
+ * Batch limits: at most 1024 records or 4 MiB per batch, and 64 MiB unacked per target (the
+ * receiver coalesces up to 32 MiB per apply: one group can arrive while another is made
+ * durable, so the link does not sit idle during the target's fsync).
+ */
 export const BATCH_RECORDS_MAX = 1024;
 export const BATCH_BYTES_MAX = 4 << 20;
-export const WINDOW_BYTES_MAX = 16 << 20;
+export const WINDOW_BYTES_MAX = 64 << 20;
 
 type Outcome = { kind: 'lost'; reason: string } | { kind: 'move'; index: number } |
   { kind: 'stop' } | { kind: 'resync'; reason: string };

@@ -4,6 +4,7 @@
 // Never: runs JavaScript per file operation (the FUSE threads are native); the onWritten
 // wake-up is coalesced and carries only the newest written seq.
 export { Mount, clearStaleMount, type MountOptions, type MountStats,
-  type SyncPolicy, type SyncEmitRequest, type SyncEmitResult } from './mount.js';
+  type SyncPolicy, type SyncEmitRequest, type SyncEmitResult, type SyncEmitStep,
+  SYNC_EMIT_MANY_STEPS_MAX } from './mount.js';
 export { MountError, MountJournalInsideVaultError, MountGlobInvalidError } from './errors.js';
 export { PathFilter } from './path-filter.js';

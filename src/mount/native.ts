@@ -13,6 +13,7 @@ export interface NativeMountAddon {
   clearStaleMount(path: string): boolean;
   mountSyncEmit(handle: object, path: Buffer, request: SyncEmitRequest): Promise<SyncEmitResult>;
   mountSyncEmitTimes(handle: object, path: Buffer): Promise<SyncEmitResult>;
+  mountSyncEmitMany(handle: object, steps: SyncEmitStep[]): Promise<SyncEmitResult[]>;
   mountSyncBegin(handle: object, syncId: bigint, flags: number, path: Buffer): Promise<number>;
   mountSyncEnd(handle: object, syncId: bigint, entries: number, dataBytes: number):
     Promise<number>;
@@ -38,6 +39,15 @@ export interface SyncEmitRequest {
   /** Files: when this path names the same inode, only a LINK from it is emitted. */
   linkFrom?: Buffer;
 }
+
+/** One step of Mount.syncEmitMany: an emit of `path`, or (timesOnly) its current times. */
+export interface SyncEmitStep extends SyncEmitRequest {
+  path: Buffer;
+  timesOnly?: boolean;
+}
+
+/** Steps one syncEmitMany call takes at most (native/addon_sync.cc). */
+export const SYNC_EMIT_MANY_STEPS_MAX = 4096;
 
 /** What sync emit found and journaled. */
 export interface SyncEmitResult {

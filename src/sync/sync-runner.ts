@@ -3,7 +3,7 @@ import { MANIFEST_REQUEST_PATHS_MAX } from '../wire/index.js';
 import { SYNC_FLAG_CHECKSUM, SYNC_FLAG_DELETE } from '../record/index.js';
 import { pathText, type Manifest, type ManifestEntry, type Xattr } from './manifest.js';
 import { scanManifest, type BlockHasher, type XattrReader } from './scan-tree.js';
-import { planSync, type EmitStep } from './sync-plan.js';
+import { planSync, type EmitStep, type SyncPlan } from './sync-plan.js';
 
 /** What sync emit reports for one call (src/mount's SyncEmitResult fits it). */
 export interface SyncEmitOutcome {
@@ -22,6 +22,9 @@ export interface SyncEmitter {
     xattrs?: boolean; targetXattrs?: Array<[Buffer, Buffer]>; times?: boolean;
     linkFrom?: Buffer }): Promise<SyncEmitOutcome>;
   syncEmitTimes(path: Buffer): Promise<SyncEmitOutcome>;
+  /** Many steps in one call, in order (absent: one syncEmit/syncEmitTimes call per step). */
+  syncEmitMany?(steps: Array<Parameters<SyncEmitter['syncEmit']>[1] & { path: Buffer;
+    timesOnly?: boolean }>): Promise<SyncEmitOutcome[]>;
   syncBegin(syncId: bigint, flags: number, path: Buffer): Promise<number>;
   syncEnd(syncId: bigint, entries: number, dataBytes: number): Promise<number>;
 }
@@ -168,7 +171,9 @@ async function runPass(o: SyncRunOptions, pass: number, summary: SyncSummary): P
   const mirrored = o.mirrored === undefined ? {} : { mirrored: o.mirrored };
   let source = await scanManifest(o.root, atSeq, { withHashes: false, xattrs: o.xattrs,
     ...mirrored, ...(o.signal === undefined ? {} : { signal: o.signal }) });
-  const paths = candidates(source, target, o.checksum);
+  // Checksums in the first pass only: what it emitted was read under the lock with its
+  // times, and what it found equal by checksum changes after only through journaled writes.
+  const paths = candidates(source, target, o.checksum && pass === 1);
   if (paths.length > 0) {
     phase('hashes');
     for (const group of chunks(paths, MANIFEST_REQUEST_PATHS_MAX)) {
@@ -207,24 +212,61 @@ async function setAside(o: SyncRunOptions, pass: number, entries: ManifestEntry[
   o.onEvent?.({ event: 'set-aside', pass, paths, outcome });
 }
 
-async function emitSteps(o: SyncRunOptions, pass: number, plan: ReturnType<typeof planSync>,
+/** Steps per syncEmitMany call at most: small enough for progress events and aborts. */
+const EMIT_GROUP_STEPS_MAX = 256;
+
+/** Consecutive steps for one syncEmitMany call: at most emitBytesMax of ranges in all. */
+function emitGroups(steps: SyncPlan['steps'], bytesMax: number): Array<SyncPlan['steps']> {
+  const groups: Array<SyncPlan['steps']> = [];
+  let group: SyncPlan['steps'] = [];
+  let bytes = 0;
+  for (const step of steps) {
+    const stepBytes = step.kind === 'emit' ? step.ranges.reduce((n, [, l]) => n + l, 0) : 0;
+    if (group.length > 0 && (group.length >= EMIT_GROUP_STEPS_MAX || bytes + stepBytes >
+      bytesMax)) {
+      groups.push(group);
+      group = [];
+      bytes = 0;
+    }
+    group.push(step);
+    bytes += stepBytes;
+  }
+  if (group.length > 0) groups.push(group);
+  return groups;
+}
+
+/** Runs steps through syncEmitMany when the emitter has it, else one call per step. */
+async function emitGroup(emitter: SyncEmitter, group: SyncPlan['steps']):
+  Promise<SyncEmitOutcome[]> {
+  if (emitter.syncEmitMany !== undefined) {
+    return emitter.syncEmitMany(group.map((step) => (step.kind === 'times'
+      ? { path: step.path, timesOnly: true } : { path: step.path, ...request(step) })));
+  }
+  const out: SyncEmitOutcome[] = [];
+  for (const step of group) {
+    out.push(step.kind === 'times' ? await emitter.syncEmitTimes(step.path)
+      : await emitter.syncEmit(step.path, request(step)));
+  }
+  return out;
+}
+
+async function emitSteps(o: SyncRunOptions, pass: number, plan: SyncPlan,
   summary: SyncSummary): Promise<void> {
   let entries = 0;
   let bytes = 0;
   let lastEventMs = 0;
-  for (const step of plan.steps) {
+  for (const group of emitGroups(plan.steps, o.emitBytesMax)) {
     o.signal?.throwIfAborted();
-    if (step.kind === 'times') {
-      const r = await o.emitter.syncEmitTimes(step.path);
+    const results = await emitGroup(o.emitter, group);
+    group.forEach((step, i) => {
+      const r = results[i] as SyncEmitOutcome;
       summary.records += r.records;
-      continue;
-    }
-    const r = await o.emitter.syncEmit(step.path, request(step));
-    if (step.first) entries += 1;
-    if (r.type === 'missing') summary.vanished += step.first ? 1 : 0;
-    bytes += r.dataBytes;
-    summary.records += r.records;
-    summary.dataBytes += r.dataBytes;
+      if (step.kind === 'times') return;
+      if (step.first) entries += 1;
+      if (r.type === 'missing') summary.vanished += step.first ? 1 : 0;
+      bytes += r.dataBytes;
+      summary.dataBytes += r.dataBytes;
+    });
     const now = Date.now();
     if (now - lastEventMs >= 200) {
       lastEventMs = now;

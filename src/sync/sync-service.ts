@@ -217,6 +217,8 @@ export class SyncService {
         checksum, delete: remove, emitBytesMax: source.emitBytesMax, signal,
         onEvent: (event) => {
           if (event.event === 'phase') {
+            this.o.log.info({ vault: source.name, target, pass: event.pass, phase: event.phase,
+              elapsedMs: Date.now() - state.startedAtMs }, 'sync phase');
             state.phase = event.phase;
             state.pass = event.pass;
             state.progress = null;
