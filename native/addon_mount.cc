@@ -244,6 +244,13 @@ Napi::Value js_mount(const Napi::CallbackInfo& info) {
   return promise;
 }
 
+// mountBackingFd(handle) -> number: the O_PATH fd of the backing root (this process only;
+// /proc/self/fd/<fd>/... reaches the backing tree under the mount, for sync and verify scans).
+Napi::Value js_mount_backing_fd(const Napi::CallbackInfo& info) {
+  Mount* mount = mount_from_handle(info, 0);
+  return Napi::Number::New(info.Env(), mount->context()->table->root().fd);
+}
+
 Napi::Value js_mount_stats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   MountHandle& h = handle_arg(info);
@@ -360,6 +367,7 @@ Napi::Value js_clear_stale_mount(const Napi::CallbackInfo& info) {
 void init_mount(Napi::Env env, Napi::Object exports) {
   exports.Set("mount", Napi::Function::New(env, js_mount, "mount"));
   exports.Set("mountStats", Napi::Function::New(env, js_mount_stats, "mountStats"));
+  exports.Set("mountBackingFd", Napi::Function::New(env, js_mount_backing_fd, "mountBackingFd"));
   exports.Set("mountFlush", Napi::Function::New(env, js_mount_flush, "mountFlush"));
   exports.Set("mountSetAckedSeq", Napi::Function::New(env, js_mount_set_acked_seq,
                                                        "mountSetAckedSeq"));

@@ -1,4 +1,6 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { UsageError } from '../core/index.js';
 import type { HostPort, NodeConfig, VaultConfig } from '../config/index.js';
@@ -109,6 +111,21 @@ function runningMarker(stateDir: string, vault: string): string {
 }
 
 /** Journal segments retention can delete: small enough that journalBytesMax is enforceable. */
+/**
+ * Where sync and verify scan a source vault: its backing tree under the mount
+ * (Mount.backingPath), or the vault path once the mount is gone (stopping).
+ */
+function scanRoot(s: { mount: Mount; config: { path: string } }): string {
+  try {
+    return s.mount.backingPath();
+  } catch {
+    return s.config.path;
+  }
+}
+
+/** The applier's mark on a replica root it has applied to (native/applier.cc). */
+const APPLIED_MARK_XATTR = 'trusted.understudy.applied';
+
 export const SEGMENT_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
 
 /**
@@ -236,7 +253,7 @@ export class Node {
     };
     return new VerifyService({ nodeId: this.#config.node.id, xattrs, log: this.#log,
       ...(this.#hasher === undefined ? {} : { hasher: this.#hasher }),
-      sources: () => this.#sources.map((s) => ({ name: s.config.name, path: s.config.path,
+      sources: () => this.#sources.map((s) => ({ name: s.config.name, path: scanRoot(s),
         targets: s.config.targets.map((t) => t.node), lastSeq: () => s.mount.stats().lastSeq,
         mirrored: (path: Buffer, isDir: boolean) => s.filter.matches(path, isDir), dial })) });
   }
@@ -250,7 +267,9 @@ export class Node {
   }
 
   #syncSource(s: SourceVault): SyncSource {
-    return { name: s.config.name, path: s.config.path,
+    // Scans read the backing tree directly (Mount.backingPath): no FUSE round trip per
+    // entry, and the inode table does not grow by every file of the vault.
+    return { name: s.config.name, path: scanRoot(s),
       targets: s.config.targets.map((t) => t.node), emitter: s.mount,
       emitBytesMax: Mount.syncEmitBytesMax(), lastSeq: () => s.mount.stats().lastSeq,
       mirrored: (path: Buffer, isDir: boolean) => s.filter.matches(path, isDir),
@@ -280,6 +299,26 @@ export class Node {
     }
   }
 
+  /**
+   * A checkpoint past seq 0 describes a replica the applier has written to, and the applier
+   * marks every replica root it applies to (trusted.understudy.applied). A root without the
+   * mark was replaced or emptied while the node was down: resuming after the checkpoint
+   * would leave it missing everything before. The checkpoint is renamed aside (kept, never
+   * deleted) so that the source sees a new target and syncs it.
+   */
+  #dropOrphanedCheckpoint(vault: string, replica: string, checkpointPath: string,
+    xattrs: XattrReader | null): void {
+    if (xattrs === null) return;
+    const saved = new CheckpointStore(checkpointPath).load();
+    if (saved === null || saved.seq === 0) return;
+    if (xattrs.get(Buffer.from(replica), Buffer.from(APPLIED_MARK_XATTR)) !== null) return;
+    const aside = `${checkpointPath}.replica-lost-${Date.now()}`;
+    renameSync(checkpointPath, aside);
+    this.#log.warn({ vault, replica, checkpointSeq: saved.seq, keptAs: aside },
+      'the replica carries no applied mark although the checkpoint is past seq 0: it was ' +
+      'replaced or emptied; starting it over (the source syncs it on the next link)');
+  }
+
   #startTargets(xattrs: XattrReader | null): void {
     const { node } = this.#config;
     const vaults: ReceiverVault[] = [];
@@ -292,10 +331,10 @@ export class Node {
       const root = openReplicaRoot(vault.replica);
       const unprotect = protectReplica(vault.replica, marker, this.#log);
       this.#targets.push({ config: vault, applier, unprotect, root });
+      const checkpointPath = join(node.stateDir, 'vaults', vault.name, 'checkpoint.json');
+      this.#dropOrphanedCheckpoint(vault.name, vault.replica, checkpointPath, xattrs);
       vaults.push({ name: vault.name, source: vault.source, replica: vault.replica, applier,
-        writableRoot: root.path,
-        checkpoints: new CheckpointStore(join(node.stateDir, 'vaults', vault.name,
-          'checkpoint.json')) });
+        writableRoot: root.path, checkpoints: new CheckpointStore(checkpointPath) });
     }
     if (vaults.length === 0) return;
     this.#receiver = new Receiver({ nodeId: node.id, vaults, log: this.#log,

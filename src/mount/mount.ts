@@ -130,6 +130,17 @@ export class Mount {
   }
 
   /** Current counters (cheap: relaxed atomic reads). Still valid after unmount. */
+  /**
+   * The backing tree as this process can reach it under the mount (/proc/self/fd/<root fd>):
+   * the same objects apps see, read without FUSE and without growing the inode table (sync
+   * and verify scan it). Only for this process, and only while mounted; xattrs named
+   * trusted.understudy.* show there (scans leave them out).
+   */
+  backingPath(): string {
+    // "/." so that the root itself resolves to the directory, not the fd's magic link.
+    return `/proc/self/fd/${nativeAddon().mountBackingFd(this.#live('backingPath'))}/.`;
+  }
+
   stats(): MountStats {
     assert(this.#handle !== undefined, 'stats() on a mount that never opened');
     const s: NativeMountStats = nativeAddon().mountStats(this.#handle);

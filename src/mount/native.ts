@@ -6,6 +6,7 @@ export interface NativeMountAddon {
   mount(options: NativeMountOptions,
     onWritten?: (writtenSeq: number, degraded: boolean) => void): Promise<object>;
   mountStats(handle: object): NativeMountStats;
+  mountBackingFd(handle: object): number;
   mountSetAckedSeq(handle: object, seq: number): void;
   mountSetSyncPolicy(handle: object, policy: NativeSyncPolicy): void;
   mountFlush(handle: object): Promise<void>;

@@ -93,6 +93,52 @@ if (reason !== undefined) {
       }
     }
   });
+
+  t.test('a replica emptied while its target was down is synced again, not resumed', async (t) => {
+    const dir = mkdtempSync('/tmp/understudy-loopback-');
+    chmodSync(dir, 0o755);
+    const data = join(dir, 'data');
+    const replica = join(dir, 'replica');
+    mkdirSync(data);
+    const log = pino({ level: process.env['UNDERSTUDY_LOG_LEVEL'] ?? 'warn' }, pino.destination(2));
+    const pair = await localPair({ dir, vault: 'v', path: data, replica,
+      heartbeatIntervalMs: 200 });
+    const nodes: Node[] = [];
+    t.teardown(async () => {
+      for (const node of nodes.reverse()) await node.stop();
+      for (const path of [data, replica]) {
+        for (let i = 0; i < 3; i += 1) spawnSync('umount', ['-l', path], { stdio: 'ignore' });
+      }
+      rmSync(dir, { recursive: true, force: true });
+    });
+    let target = await Node.start(pair.target, { log, controlSockets: [] });
+    const source = await Node.start(pair.source, { log, controlSockets: [] });
+    nodes.push(source);
+    for (let i = 0; i < 20; i += 1) writeFileSync(join(data, `before${i}`), `before ${i}\n`);
+    const inSync = (s: NodeStatus): boolean => {
+      const vault = s.vaults[0];
+      return vault?.role === 'source' && vault.journal.lastSeq > 0 &&
+        vault.targets.every((x) => x.lagRecords === 0 && x.state === 'in-sync');
+    };
+    await waitFor(source, inSync);
+    await target.stop();
+    // The replica is replaced by an empty directory (a restore, a new disk, an operator).
+    rmSync(replica, { recursive: true, force: true });
+    mkdirSync(replica);
+    for (let i = 0; i < 5; i += 1) writeFileSync(join(data, `after${i}`), `after ${i}\n`);
+    target = await Node.start(pair.target, { log, controlSockets: [] });
+    nodes.unshift(target);
+    // Converged, or 60 s (a bound on a wait, not a timing assertion): then compare.
+    let differences: string[] = [];
+    for (const until = Date.now() + 60_000; Date.now() < until;) {
+      await waitFor(source, inSync);
+      differences = diffTrees(digestTree(data), digestTree(replica), { ignoreRootAttributes: true });
+      if (differences.length === 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    t.same(differences, [], `the replica has the files from before its loss too\n${
+      formatDifferences(differences)}`);
+  });
 }
 
 async function waitFor(node: Node, done: (s: NodeStatus) => boolean): Promise<NodeStatus> {
