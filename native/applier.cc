@@ -24,6 +24,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <set>
 #include <string_view>
 
 #include "record_codec.h"
@@ -185,6 +186,7 @@ struct Ctx {
   RecordHeader header;
   ApplyResult* result;
   std::map<std::string, uint64_t>* skips;
+  Touched* touched;
 
   Outcome report(std::string_view path, std::string code, const std::string& what,
                  Outcome outcome) {
@@ -258,6 +260,7 @@ Outcome resolve(Ctx& c, std::string_view path, bool root_allowed, Place* out,
                        "path is not a valid vault path (absolute, empty, '.', '..' or too "
                        "long); record refused");
   }
+  c.touched->add(path);
   if (path.empty()) {
     out->root = true;
     return Outcome::CONTINUE;
@@ -1338,7 +1341,41 @@ int Applier::forget_high_water() {
   return fsync(root_fd_) < 0 ? errno : 0;
 }
 
-void Applier::run(const uint8_t* records, size_t size, ApplyResult* result) {
+/**
+ * fsyncs each path (a regular file or a directory; deepest first, the root last). A path gone
+ * meanwhile (renamed or removed later in the batch) needs nothing: its parent is in the set.
+ * Returns 0, an fsync errno, or ENOTSUP when some object cannot be fsynced on its own (a
+ * symlink, a device, anything unexpected): the caller then syncs the whole file system.
+ */
+int sync_paths(int root_fd, const std::set<std::string>& paths) {
+  for (auto it = paths.rbegin(); it != paths.rend(); ++it) {
+    const std::string rel = it->empty() ? std::string(".") : *it;
+    struct stat st;
+    if (fstatat(root_fd, rel.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
+      if (errno == ENOENT || errno == ENOTDIR) continue;
+      return ENOTSUP;
+    }
+    if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) return ENOTSUP;
+    open_how how{};
+    how.flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    const long fd = syscall(SYS_openat2, root_fd, rel.c_str(), &how, sizeof how);
+    if (fd < 0) {
+      if (errno == ENOENT || errno == ENOTDIR) continue;
+      return ENOTSUP;
+    }
+    const Fd guard(static_cast<int>(fd));
+    struct stat now;
+    if (fstat(guard.get(), &now) < 0 || now.st_ino != st.st_ino ||
+        (!S_ISREG(now.st_mode) && !S_ISDIR(now.st_mode))) {
+      return ENOTSUP;
+    }
+    if (fsync(guard.get()) < 0) return errno;
+  }
+  return 0;
+}
+
+void Applier::run(const uint8_t* records, size_t size, ApplyResult* result, Touched* touched) {
   std::map<std::string, uint64_t> skips;
   HighWater hw = read_high_water(root_fd_, boot_id_);
   bool marking = true;  // the mark only moves while every record so far succeeded
@@ -1349,8 +1386,9 @@ void Applier::run(const uint8_t* records, size_t size, ApplyResult* result) {
     const uint8_t* payload = nullptr;
     size_t n = 0;
     if (!next_record(records, size, at, *result, prev_epoch, result, &h, &payload, &n)) break;
-    Ctx c{root_fd_, h, result, &skips};
+    Ctx c{root_fd_, h, result, &skips, touched};
     const bool below = below_high_water(hw, h);
+    if (below) touched->whole_fs = true;
     const Outcome o = below ? c.skip("already applied (high-water mark)")
                             : apply_record(c, payload);
     if (o == Outcome::FATAL) {
@@ -1384,10 +1422,28 @@ bool Applier::apply(const uint8_t* records, size_t size, ApplyResult* result,
                        std::to_string(APPLY_BATCH_BYTES_MAX) + "; split it into smaller batches";
     return false;
   }
-  run(records, size, result);
+  Touched touched;
+  touched.add("");  // the root: its high-water mark moves with every record
+  run(records, size, result, &touched);
   // Invariant 3: the caller persists its checkpoint after we return, so everything this
-  // batch did must be durable first. syncfs reports writeback errors since Linux 5.8.
-  if (size > 0 && syncfs(root_fd_) < 0) {
+  // batch did must be durable first: each object it touched and every directory above it,
+  // or (many paths, or a replay whose earlier attempt may not have been made durable) the
+  // whole file system. syncfs reports writeback errors since Linux 5.8.
+  if (size == 0) return true;
+  if (!touched.whole_fs) {
+    const int err = sync_paths(root_fd_, touched.paths);
+    if (err == 0) {
+      ++result->path_syncs;
+      return true;
+    }
+    if (err != ENOTSUP) {
+      failure->code = errno_name(err);
+      failure->message = std::string("fsync of the replica failed (") + std::strerror(err) +
+                         "): the batch is applied but not durable; do not checkpoint, retry it";
+      return false;
+    }
+  }
+  if (syncfs(root_fd_) < 0) {
     failure->code = errno_name(errno);
     failure->message = std::string("syncfs of the replica failed (") + std::strerror(errno) +
                        "): the batch is applied but not durable; do not checkpoint, retry it";

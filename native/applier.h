@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -52,6 +53,31 @@ struct ApplyResult {
   // Why records were skipped: reason -> count ("already-applied", "superseded", ...).
   std::vector<std::pair<std::string, uint64_t>> skip_reasons;
   std::vector<SyncMark> sync_marks;  // in seq order; counted as applied
+  // 1 when the batch was made durable path by path (fsync), 0 when by syncfs.
+  uint64_t path_syncs = 0;
+};
+
+/**
+ * The paths a batch touched, for making just those durable (fsync of each object and its
+ * parent) instead of the whole file system (syncfs). Past TOUCHED_PATHS_MAX, or when a
+ * record was skipped by the high-water mark (it may have been applied by an earlier attempt
+ * that never made it durable), the batch falls back to syncfs.
+ */
+struct Touched {
+  static constexpr size_t TOUCHED_PATHS_MAX = 64;
+  std::set<std::string> paths;
+  bool whole_fs = false;
+
+  void add(std::string_view path) {
+    if (whole_fs) return;
+    for (;;) {
+      paths.emplace(path);
+      if (path.empty()) break;
+      const size_t slash = path.rfind('/');
+      path = slash == std::string_view::npos ? std::string_view() : path.substr(0, slash);
+    }
+    if (paths.size() > TOUCHED_PATHS_MAX) whole_fs = true;
+  }
 };
 
 /** Failure of a whole batch (not of one record): the caller must not checkpoint. */
@@ -84,7 +110,7 @@ class Applier {
   int forget_high_water();
 
  private:
-  void run(const uint8_t* records, size_t size, ApplyResult* result);
+  void run(const uint8_t* records, size_t size, ApplyResult* result, Touched* touched);
   Applier(int root_fd, std::string boot_id) : root_fd_(root_fd), boot_id_(std::move(boot_id)) {}
   int root_fd_;          // O_RDONLY|O_DIRECTORY: a dirfd for openat2, an fd for syncfs/futimens
   std::string boot_id_;  // the high-water mark is trusted only within the boot that wrote it

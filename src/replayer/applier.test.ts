@@ -61,7 +61,8 @@ t.test('applies a batch built in TS and reports what it did', rootOnly, async (t
   const applier = Applier.open(root);
   t.teardown(() => applier.close());
   const result = await applier.apply(sampleBatch());
-  t.same(result, { applied: 4, skipped: 0, lastSeq: 4, errors: [], skipReasons: {} });
+  t.same(result, { applied: 4, skipped: 0, lastSeq: 4, errors: [], skipReasons: {},
+    durability: 'paths' }, 'a batch touching few paths fsyncs just those');
   t.equal(readFileSync(join(root, 'd/f'), 'utf8'), 'hello');
   const st = lstatSync(join(root, 'd/f'), { bigint: true });
   t.equal(st.mode & 0o7777n, 0o640n);
@@ -79,11 +80,27 @@ t.test('re-applying a batch changes nothing and counts it skipped', rootOnly, as
   t.equal(again.applied, 0);
   t.equal(again.skipped, 4);
   t.equal(again.lastSeq, 4);
+  t.equal(again.durability, 'filesystem',
+    'records below the mark may come from an attempt never made durable: syncfs');
   await applier.forgetHighWater();
   const byFid = await applier.apply(sampleBatch());
   t.same(byFid.errors, []);
   t.equal(readFileSync(join(root, 'd/f'), 'utf8'), 'hello');
   t.same(readdirSync(root).sort(), ['d']);
+});
+
+t.test('a batch touching many paths is made durable with syncfs', rootOnly, async (t) => {
+  const root = tmp(t, 'wide');
+  const applier = Applier.open(root);
+  t.teardown(() => applier.close());
+  const records = [];
+  for (let i = 0; i < 100; i += 1) {
+    records.push({ kind: 'CREATE' as const, fid: fid(100 + i), mode: 0o100644, uid: 0, gid: 0,
+      rdev: 0n, mtimeNs: T + 1n, parentMtimeNs: T + 2n, path: b(`f${i}`) });
+  }
+  const result = await applier.apply(batch(1, records));
+  t.equal(result.applied, 100);
+  t.equal(result.durability, 'filesystem');
 });
 
 t.test('reports per-record errors and goes on', rootOnly, async (t) => {

@@ -28,6 +28,11 @@ export interface ApplyResult {
   stoppedAt?: number;
   /** Why records were skipped, with counts. */
   skipReasons: Record<string, number>;
+  /**
+   * How the batch was made durable: 'paths' (fsync of each object it touched and the
+   * directories above), or 'filesystem' (syncfs: many paths, or a replay).
+   */
+  durability: 'paths' | 'filesystem';
 }
 
 /** Shows raw path bytes as UTF-8 when they are, else as `base64:<bytes>`. */
@@ -45,6 +50,7 @@ function fromNative(result: NativeApplyResult): ApplyResult {
       seq: e.seq, kind: e.kind, path: pathText(e.path), code: e.code, message: e.message,
     })),
     skipReasons: { ...result.skipReasons },
+    durability: result.durability ?? 'filesystem',
   };
   if (result.stoppedAt !== undefined) out.stoppedAt = result.stoppedAt;
   return out;

@@ -11,6 +11,7 @@ export interface NativeApplyError {
 export interface NativeApplyResult {
   applied: number; skipped: number; lastSeq: number; errors: NativeApplyError[];
   stoppedAt?: number; skipReasons: Record<string, number>;
+  durability?: 'paths' | 'filesystem';
 }
 
 /** The addon's Applier class (native/addon_applier.cc). */
