@@ -7,7 +7,9 @@
 // Usage: node bench/sync.js [--reps N] [--size small|full] [--dir DIR] [--out FILE] [--keep]
 
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -21,6 +23,8 @@ const REPO_DIR = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = process.env.UNDERSTUDY_BIN ?? join(REPO_DIR, 'bin', 'understudy');
 const PORT = 7400;
 const RSYNC_PORT = 8731;
+/** Host b's file system, mounted per rep under the work directory. */
+const TARGET_FS = 'target-fs';
 const NOFILE = 1_048_576;
 const DELTA_FRACTION = 0.01;
 const MiB = 2 ** 20;
@@ -191,7 +195,10 @@ class Understudy {
     for (const host of hosts) {
       const raise = this.nofile === null ? [] :
         ['prlimit', `--nofile=${this.nofile}:${this.nofile}`, '--'];
-      const d = this.rig.start(`understudy-${host}`, host, [...raise, process.execPath, BIN,
+      // UNDERSTUDY_BENCH_CPU_PROF=<dir>: V8 CPU profiles of the daemons (where time goes).
+      const prof = process.env.UNDERSTUDY_BENCH_CPU_PROF;
+      const profile = prof === undefined || prof === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${prof}`];
+      const d = this.rig.start(`understudy-${host}`, host, [...raise, process.execPath, ...profile, BIN,
         'serve', '--config', this.config[host], '--node', this.ids[host]], this.log[host]);
       this.daemons[host] = d;
       await until(async () => {
@@ -293,9 +300,10 @@ class Understudy {
 
 async function startRsyncDaemon(rig) {
   const dir = join(rig.workDir, 'rsyncd');
-  const root = join(rig.workDir, 'rsync-dst');
+  // On the target's own file system (made per rep by mountTargetFs).
+  const root = join(rig.workDir, TARGET_FS, 'rsync-dst');
   mkdirSync(dir);
-  mkdirSync(root);
+  mkdirSync(root, { recursive: true });  // the daemon wants it now; the mount covers it later
   const conf = join(dir, 'rsyncd.conf');
   writeFileSync(conf, [
     `pid file = ${join(dir, 'rsyncd.pid')}`, `log file = ${join(dir, 'rsyncd.log')}`,
@@ -344,9 +352,8 @@ async function rsyncPhase(ctx, rep, out) {
     ['--block-size=4096']));
   say(`  rsync --block-size=4096 delta: ${fmt(out.rsync.delta4k.at(-1))}`);
   undoRewrite(paths.large, mod.undo);
-  for (const d of ['small', 'large']) {
-    rmSync(join(rsyncd.root, `${rep}-${d}`), { recursive: true, force: true });
-  }
+  // rsync's copies stay until the rep's target file system goes: deleting them here would
+  // make understudy's replica creates pay for the recently deleted inodes (mountTargetFs).
 }
 
 async function understudyPhase(ctx, out) {
@@ -401,14 +408,41 @@ function fmt(m) {
     (m.bytes === undefined ? '' : `, ${(m.bytes / MiB).toFixed(1)} MiB on the link`) + extra;
 }
 
+/**
+ * Host b's disk: a fresh ext4 file system (a loop device over a sparse file in the work
+ * directory) per rep, holding rsync's module and understudy's replicas. Two hosts have two
+ * file systems; and on one shared, long-lived one, whichever tool creates its files right
+ * after a mass delete nearby (cp's copy, the previous tool's tree) pays for ext4's inode
+ * allocator skipping recently deleted inodes (seen with perf: ext4_create ->
+ * recently_deleted), which made the order of the tools matter.
+ */
+async function mountTargetFs(ctx) {
+  const mountPoint = join(ctx.rig.workDir, TARGET_FS);
+  const image = join(ctx.rig.workDir, `${TARGET_FS}.img`);
+  const dataBytes = ctx.sizes.smallFiles * 16 * 1024 + ctx.sizes.largeFiles *
+    ctx.sizes.largeFileBytes;
+  mkdirSync(mountPoint, { recursive: true });
+  await run(['truncate', '-s', String(Math.ceil((dataBytes * 2.5 + (512 << 20)) / 4096) * 4096),
+    image]);
+  await run(['mkfs.ext4', '-q', '-F', '-E', 'lazy_itable_init=1,lazy_journal_init=1', image]);
+  await run(['mount', '-o', 'loop', image, mountPoint]);
+  mkdirSync(join(mountPoint, 'rsync-dst'));
+  return async () => {
+    await run(['umount', mountPoint]);
+    rmSync(image, { force: true });
+  };
+}
+
 async function oneRep(ctx, rep, out) {
   const repDir = join(ctx.rig.workDir, `rep${rep}`);
+  const targetFs = join(ctx.rig.workDir, TARGET_FS);
   ctx.repDir = repDir;
   ctx.paths = {
     small: join(repDir, 'src-small'), large: join(repDir, 'src-large'),
-    replicaSmall: join(repDir, 'replica-small'), replicaLarge: join(repDir, 'replica-large'),
+    replicaSmall: join(targetFs, 'replica-small'), replicaLarge: join(targetFs, 'replica-large'),
   };
   mkdirSync(repDir);
+  const unmountTargetFs = await mountTargetFs(ctx);
   const t0 = nowMs();
   out.dataBytes.small = makeSmallFiles(ctx.paths.small, ctx.sizes.smallFiles, 1);
   ctx.names = makeLargeFiles(ctx.paths.large, ctx.sizes.largeFiles, ctx.sizes.largeFileBytes, 1);
@@ -422,7 +456,15 @@ async function oneRep(ctx, rep, out) {
   const phases = [() => rsyncPhase(ctx, `r${rep}`, out), () => understudyPhase(ctx, out)];
   if (rep % 2 === 0) phases.reverse();
   for (const phase of phases) await phase();
+  if (ctx.keep) {
+    // --keep: the daemons' logs of each rep stay (the data does not: it is rewritten per rep).
+    for (const host of ['a', 'b']) {
+      const log = join(repDir, `understudy-${host}.log`);
+      if (existsSync(log)) copyFileSync(log, join(ctx.rig.workDir, `rep${rep}-understudy-${host}.log`));
+    }
+  }
   rmSync(repDir, { recursive: true, force: true });
+  await unmountTargetFs();
 }
 
 function info() {
@@ -501,7 +543,8 @@ export async function main(argv) {
     if (fds.note !== null) say(`bench: ${fds.note}`);
     const sizes = { ...opts.sizes, smallFiles: fds.smallFiles };
     out.fdNote = fds.note;
-    const ctx = { rig, rsyncd, sizes, u: new Understudy(rig, control, fds.nofile) };
+    const ctx = { rig, rsyncd, sizes, u: new Understudy(rig, control, fds.nofile),
+      keep: opts.keep };
     say(`bench: work directory ${rig.workDir}; hosts ${rig.ns.a}, ${rig.ns.b}`);
     for (let rep = 1; rep <= opts.reps; rep += 1) {
       await oneRep(ctx, rep, out);

@@ -26,6 +26,8 @@ Napi::Object result_to_js(Napi::Env env, const ApplyResult& r) {
   Napi::Object out = Napi::Object::New(env);
   // Seqs are below 2^53 in any journal we accept (src/core toSeq); doubles carry them.
   out.Set("applied", Napi::Number::New(env, static_cast<double>(r.applied)));
+  out.Set("applyUs", Napi::Number::New(env, static_cast<double>(r.apply_us)));
+  out.Set("durableUs", Napi::Number::New(env, static_cast<double>(r.durable_us)));
   out.Set("durability", Napi::String::New(env, r.path_syncs > 0 ? "paths" : "filesystem"));
   out.Set("skipped", Napi::Number::New(env, static_cast<double>(r.skipped)));
   out.Set("lastSeq", Napi::Number::New(env, static_cast<double>(r.last_seq)));

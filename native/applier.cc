@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
@@ -1424,7 +1425,19 @@ bool Applier::apply(const uint8_t* records, size_t size, ApplyResult* result,
   }
   Touched touched;
   touched.add("");  // the root: its high-water mark moves with every record
+  const auto started = std::chrono::steady_clock::now();
   run(records, size, result, &touched);
+  const auto applied = std::chrono::steady_clock::now();
+  result->apply_us = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(applied - started).count());
+  struct DurableClock {
+    ApplyResult* r;
+    std::chrono::steady_clock::time_point from;
+    ~DurableClock() {
+      r->durable_us = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+          std::chrono::steady_clock::now() - from).count());
+    }
+  } durable_clock{result, applied};
   // Invariant 3: the caller persists its checkpoint after we return, so everything this
   // batch did must be durable first: each object it touched and every directory above it,
   // or (many paths, or a replay whose earlier attempt may not have been made durable) the

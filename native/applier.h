@@ -55,6 +55,9 @@ struct ApplyResult {
   std::vector<SyncMark> sync_marks;  // in seq order; counted as applied
   // 1 when the batch was made durable path by path (fsync), 0 when by syncfs.
   uint64_t path_syncs = 0;
+  // Microseconds spent applying the records, and making them durable (diagnostics).
+  uint64_t apply_us = 0;
+  uint64_t durable_us = 0;
 };
 
 /**

@@ -31,6 +31,8 @@ export class RetentionKeeper {
   readonly #stores = new Map<string, TargetStateStore>();
   readonly #states = new Map<string, TargetState>();
   readonly #dirty = new Set<string>();
+  /** Targets whose flags changed (needs-resync, sync owed or done): stored on the next check. */
+  readonly #flagged = new Set<string>();
   #running: Promise<void> | null = null;
   #again = false;
   #checkedBytes = 0;
@@ -75,6 +77,7 @@ export class RetentionKeeper {
     this.#states.set(node, { ...state, needsResync: true, reason,
       markedAtMs: (this.#o.nowMs ?? Date.now)() });
     this.#dirty.add(node);
+    this.#flagged.add(node);
     void this.check();
   }
 
@@ -88,6 +91,7 @@ export class RetentionKeeper {
     const { reason: _r, markedAtMs: _m, ...rest } = state;
     this.#states.set(node, { ...rest, ackedSeq, needsResync: false, syncPending: true });
     this.#dirty.add(node);
+    this.#flagged.add(node);
     void this.check();
   }
 
@@ -98,6 +102,7 @@ export class RetentionKeeper {
     this.#states.set(node, { ...state, syncPending: false,
       syncedAtMs: (this.#o.nowMs ?? Date.now)() });
     this.#dirty.add(node);
+    this.#flagged.add(node);
     void this.check();
   }
 
@@ -147,15 +152,22 @@ export class RetentionKeeper {
       this.#states.set(node, { ...state, needsResync: true, reason,
         markedAtMs: (o.nowMs ?? Date.now)() });
       this.#dirty.add(node);
+      this.#flagged.add(node);
       o.log.error({ vault: o.vault, target: node, ackedSeq: state.ackedSeq }, `target dropped ` +
         'to needs-resync: ' + reason + '; run `understudy sync` for it');
       o.onNeedsResync(node, reason);
     }
-    // The acks that allow a deletion are on disk before the deletion.
+    // The acks that allow a deletion are on disk before the deletion. An ack alone is not
+    // stored otherwise: a stored ackedSeq lower than the real one only keeps segments longer
+    // after a restart (the target's Welcome says where it is), and an fsync per ack would
+    // cost the event loop more than the whole stream. Flag changes are stored at once.
+    const deleting = plan.deleteSegments.length > 0;
     for (const node of [...this.#dirty]) {
+      if (!deleting && !this.#flagged.has(node)) continue;
       const state = this.#states.get(node);
-      if (state !== undefined) this.#stores.get(node)?.store(state);
+      if (state !== undefined) await this.#stores.get(node)?.save(state);
       this.#dirty.delete(node);
+      this.#flagged.delete(node);
     }
     for (const name of plan.deleteSegments) {
       await unlink(join(o.journalDir, name));

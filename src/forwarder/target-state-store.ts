@@ -1,3 +1,4 @@
+import { mkdir, open, rename } from 'node:fs/promises';
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync }
   from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -62,6 +63,27 @@ export class TargetStateStore {
     }
     if (!isTargetState(value)) throw new TargetStateCorruptError(this.file, 'fields missing');
     return value;
+  }
+
+  /** Replaces the state durably, off the event loop (temp file, fsync, rename, dir fsync). */
+  async save(state: TargetState): Promise<void> {
+    const dir = dirname(this.file);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const tmp = join(dir, `.${this.node}.${process.pid}.tmp`);
+    const file = await open(tmp, 'w', 0o600);
+    try {
+      await file.writeFile(`${JSON.stringify(state)}\n`);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await rename(tmp, this.file);
+    const dirHandle = await open(dir, 'r');
+    try {
+      await dirHandle.sync();
+    } finally {
+      await dirHandle.close();
+    }
   }
 
   /** Replaces the state durably. */

@@ -21,8 +21,13 @@ export type SegmentStep =
    */
   | { kind: 'damaged'; offset: number; reason: string; truncated: boolean };
 
-/** Bytes read at once; the buffer grows past this only to hold one large record. */
-const READ_BUFFER_BYTES = 64 * 1024;
+/**
+ * Bytes read at once (a window holds several large records: each read is a trip through the
+ * thread pool, so fewer, larger reads keep a forwarder off the event loop).
+ */
+const READ_BUFFER_BYTES = 4 * 1024 * 1024;
+/** Bytes the scan for a later record header looks at per step (within one record's size). */
+const SCAN_BYTES = 64 * 1024;
 const RECORD_MAGIC_BYTES = Buffer.alloc(4);
 RECORD_MAGIC_BYTES.writeUInt32LE(RECORD_MAGIC);
 
@@ -92,11 +97,11 @@ export class SegmentReader {
   async validRecordAfter(after: number, seqMin: number): Promise<boolean> {
     let at = after + 1;
     for (;;) {
-      const view = await this.#view(at, READ_BUFFER_BYTES);
+      const view = await this.#view(at, SCAN_BYTES);
       if (view.length < RECORD_HEADER_BYTES) return false;
       const hit = view.indexOf(RECORD_MAGIC_BYTES);
       if (hit === -1) {
-        if (view.length < READ_BUFFER_BYTES) return false;
+        if (view.length < SCAN_BYTES) return false;
         at += view.length - (RECORD_MAGIC_BYTES.length - 1);
         continue;
       }

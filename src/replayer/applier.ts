@@ -33,6 +33,8 @@ export interface ApplyResult {
    * directories above), or 'filesystem' (syncfs: many paths, or a replay).
    */
   durability: 'paths' | 'filesystem';
+  /** Time spent applying the records, and making them durable (ms; diagnostics). */
+  timings?: { applyMs: number; durableMs: number };
 }
 
 /** Shows raw path bytes as UTF-8 when they are, else as `base64:<bytes>`. */
@@ -52,6 +54,9 @@ function fromNative(result: NativeApplyResult): ApplyResult {
     skipReasons: { ...result.skipReasons },
     durability: result.durability ?? 'filesystem',
   };
+  if (result.applyUs !== undefined && result.durableUs !== undefined) {
+    out.timings = { applyMs: result.applyUs / 1000, durableMs: result.durableUs / 1000 };
+  }
   if (result.stoppedAt !== undefined) out.stoppedAt = result.stoppedAt;
   return out;
 }

@@ -11,7 +11,7 @@ export interface NativeApplyError {
 export interface NativeApplyResult {
   applied: number; skipped: number; lastSeq: number; errors: NativeApplyError[];
   stoppedAt?: number; skipReasons: Record<string, number>;
-  durability?: 'paths' | 'filesystem';
+  durability?: 'paths' | 'filesystem'; applyUs?: number; durableUs?: number;
 }
 
 /** The addon's Applier class (native/addon_applier.cc). */

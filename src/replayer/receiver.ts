@@ -311,8 +311,12 @@ export class Receiver {
       return false;
     }
     let result: ApplyResult;
+    const applyStartedMs = this.#now();
     try {
       result = await this.#exclusive(slot, () => slot.vault.applier.apply(batch.records));
+      this.#o.log.debug({ vault, firstSeq: batch.firstSeq, lastSeq: batch.lastSeq,
+        bytes: batch.records.length, ms: this.#now() - applyStartedMs,
+        durability: result.durability, ...result.timings }, 'batch applied');
     } catch (error) {
       // Nothing of this batch is checkpointed: the source sends it again on a new link.
       const e = error as { code?: string; message?: string };
