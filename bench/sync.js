@@ -118,17 +118,16 @@ function nofileHard() {
  * smallFiles, note }`.
  */
 function fdBudget(smallFiles) {
+  // The daemons get the highest fd limit allowed. The source's FUSE server holds one fd per
+  // inode the kernel looked up; sync and verify read the backing tree directly
+  // (Mount.backingPath), so a tree made before the mount costs it no fds: no cap on the
+  // file count any more.
   const nrOpen = Number(readFileSync('/proc/sys/fs/nr_open', 'utf8'));
   const wanted = Math.min(NOFILE, nrOpen);
   const raised = sh(['prlimit', `--nofile=${wanted}:${wanted}`, '--', 'true'],
     { allowFail: true }).status === 0;
   const limit = raised ? wanted : nofileHard();
-  const cap = Math.floor((limit * 0.8) / 1000) * 1000;
-  if (smallFiles <= cap) return { nofile: raised ? wanted : null, limit, smallFiles, note: null };
-  return { nofile: raised ? wanted : null, limit, smallFiles: cap,
-    note: `small files: ${cap} instead of ${smallFiles}: the daemons' RLIMIT_NOFILE is ` +
-      `${limit} (prlimit may not raise it here) and the source's FUSE server holds one fd ` +
-      'per inode' };
+  return { nofile: raised ? wanted : null, limit, smallFiles, note: null };
 }
 
 /** Keys once per run; configs per rep (fresh state, journal and replicas each rep). */
