@@ -60,9 +60,11 @@ t.test('applies a batch built in TS and reports what it did', rootOnly, async (t
   const root = tmp(t, 'apply');
   const applier = Applier.open(root);
   t.teardown(() => applier.close());
-  const result = await applier.apply(sampleBatch());
+  const { timings, ...result } = await applier.apply(sampleBatch());
   t.same(result, { applied: 4, skipped: 0, lastSeq: 4, errors: [], skipReasons: {},
     durability: 'paths' }, 'a batch touching few paths fsyncs just those');
+  t.ok(timings !== undefined && timings.applyMs >= 0 && timings.durableMs >= 0,
+    'apply and durability times are reported');
   t.equal(readFileSync(join(root, 'd/f'), 'utf8'), 'hello');
   const st = lstatSync(join(root, 'd/f'), { bigint: true });
   t.equal(st.mode & 0o7777n, 0o640n);
