@@ -274,6 +274,9 @@ Napi::Value js_mount_stats(const Napi::CallbackInfo& info) {
   num("unmirrored", s.unmirrored);
   num("entered", s.entered);
   num("left", s.left);
+  num("inodes", s.inodes);
+  num("evictions", s.evictions);
+  num("fdReserveUsed", s.fd_reserve_used);
   num("ackedSeq", s.acked_seq);
   out.Set("syncMode", Napi::String::New(env, s.sync_mode ? "sync" : "async"));
   out.Set("degraded", Napi::Boolean::New(env, s.degraded));

@@ -42,6 +42,15 @@ fuse_ino_t InodeTable::ino_of(Inode& inode) const {
 
 Inode& InodeTable::acquire(int fd, const struct stat& st, Inode* parent, std::string_view name,
                            uint64_t initial_seq) {
+  bool over_budget = false;
+  Inode& inode = acquire_counted(fd, st, parent, name, initial_seq, &over_budget);
+  if (over_budget) wake_();
+  return inode;
+}
+
+Inode& InodeTable::acquire_counted(int fd, const struct stat& st, Inode* parent,
+                                  std::string_view name, uint64_t initial_seq,
+                                  bool* over_budget) {
   std::lock_guard<std::mutex> guard(mutex_);
   Inode* inode = nullptr;
   if (st.st_dev == root_.dev && st.st_ino == root_.ino) {
@@ -61,13 +70,16 @@ Inode& InodeTable::acquire(int fd, const struct stat& st, Inode* parent, std::st
     map_.emplace(Key{st.st_dev, st.st_ino}, inode);
   }
   inode->nlookup++;
+  inode->last_lookup = ++tick_;
   if (parent != nullptr && inode != &root_) add_name_locked(*inode, *parent, name);
+  *over_budget = budget_high_ != 0 && map_.size() > budget_high_;
   return *inode;
 }
 
 void InodeTable::ref(Inode& inode, Inode& parent, std::string_view name) {
   std::lock_guard<std::mutex> guard(mutex_);
   inode.nlookup++;
+  inode.last_lookup = ++tick_;
   if (&inode != &root_) add_name_locked(inode, parent, name);
 }
 
@@ -191,6 +203,43 @@ PathStatus InodeTable::path_locked(Inode& inode, std::string& out) {
 size_t InodeTable::size() {
   std::lock_guard<std::mutex> guard(mutex_);
   return map_.size();
+}
+
+void InodeTable::set_budget(size_t high, size_t low, std::function<void()> wake) {
+  US_ASSERT(low <= high);
+  budget_high_ = high;
+  budget_low_ = low;
+  wake_ = std::move(wake);
+}
+
+std::vector<EvictionCandidate> InodeTable::eviction_candidates(size_t count_max) {
+  std::vector<EvictionCandidate> out;
+  std::lock_guard<std::mutex> guard(mutex_);
+  if (budget_high_ == 0 || map_.size() <= budget_low_) return out;
+  const size_t wanted = std::min(map_.size() - budget_low_, count_max);
+  // Leaves only: a directory whose children are known is pinned by them (child_names) and
+  // becomes a leaf once the kernel forgot them. The root is not in map_.
+  thread_local std::vector<Inode*> leaves;
+  leaves.clear();
+  for (auto& [key, inode] : map_) {
+    // Not again while the kernel's forget for an earlier ask may still be on its way.
+    if (inode->nlookup > 0 && inode->child_names == 0 && !inode->names.empty() &&
+        inode->evict_asked < inode->last_lookup) {
+      leaves.push_back(inode);
+    }
+  }
+  const size_t n = std::min(wanted, leaves.size());
+  std::partial_sort(leaves.begin(), leaves.begin() + static_cast<ptrdiff_t>(n), leaves.end(),
+                    [](const Inode* a, const Inode* b) { return a->last_lookup < b->last_lookup; });
+  out.reserve(n);
+  for (size_t i = 0; i < n; i++) {
+    leaves[i]->evict_asked = tick_;
+    // Every name: the kernel may hold a dentry for each link of the inode.
+    for (const InodeName& name : leaves[i]->names) {
+      out.push_back(EvictionCandidate{ino_of(*name.parent), name.name});
+    }
+  }
+  return out;
 }
 
 }  // namespace understudy

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -46,6 +47,14 @@ struct Inode {
   std::atomic<uint64_t> last_seq{0};  // newest journal seq that touched this inode
   std::atomic<bool> unnamed_logged{false};  // "no known name" logged once
   std::atomic<uint32_t> dio_align{0};  // O_DIRECT offset/size alignment; 0: not read yet
+  uint64_t last_lookup = 0;          // InodeTable's tick at the newest lookup; guarded by mutex_
+  uint64_t evict_asked = 0;          // the tick when the kernel was last asked to drop it; mutex_
+};
+
+/** A cached kernel entry the table asks the kernel to drop (native/mount.cc's evictor). */
+struct EvictionCandidate {
+  fuse_ino_t parent;  // the kernel's number of the directory holding the entry
+  std::string name;
 };
 
 /** Outcome of building a path for a record. */
@@ -103,17 +112,42 @@ class InodeTable {
 
   size_t size();
 
+  /**
+   * The fd budget: above `high` inodes the kernel is asked to drop cached entries
+   * (`wake` is called, from the thread that crossed it, outside the table's mutex), until
+   * at most `low` remain. high == 0: no budget.
+   */
+  void set_budget(size_t high, size_t low, std::function<void()> wake);
+  size_t budget_high() const { return budget_high_; }
+  /** Wakes the evictor (an open met EMFILE). */
+  void ask_eviction() {
+    if (wake_) wake_();
+  }
+  /**
+   * The least recently looked-up leaf entries (inodes the kernel holds, with a name, and no
+   * known children), as many as it takes to come down to the low mark, at most `count_max`.
+   * Dropping them is advisory: the kernel forgets what it does not use, and looks it up again
+   * when needed.
+   */
+  std::vector<EvictionCandidate> eviction_candidates(size_t count_max);
+
  private:
   using Key = std::pair<dev_t, ino_t>;
   void release_locked(Inode* inode);
   void drop_name_locked(Inode* inode, size_t index);
   void add_name_locked(Inode& inode, Inode& parent, std::string_view name);
   Inode* find_locked(dev_t dev, ino_t ino);
+  Inode& acquire_counted(int fd, const struct stat& st, Inode* parent, std::string_view name,
+                        uint64_t initial_seq, bool* over_budget);
   PathStatus path_locked(Inode& inode, std::string& out);
 
   std::mutex mutex_;
   Inode root_;
   std::map<Key, Inode*> map_;           // guarded by mutex_; excludes the root
+  uint64_t tick_ = 0;                   // guarded by mutex_: counts lookups
+  size_t budget_high_ = 0;              // set before serving, then read-only
+  size_t budget_low_ = 0;
+  std::function<void()> wake_;
 };
 
 }  // namespace understudy

@@ -13,7 +13,9 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 
@@ -28,6 +30,17 @@ constexpr char FUSECTL_DIR[] = "/sys/fs/fuse/connections";
 // creation (and their thread_local buffers stay warm).
 constexpr unsigned LOOP_THREADS_MAX = 64;
 constexpr unsigned LOOP_IDLE_THREADS = 16;
+// The inode table's fd budget, as fractions of RLIMIT_NOFILE: above half of it the evictor
+// asks the kernel to drop cached entries until 3/8 remain. The rest is for open files
+// (one backing fd per open handle), the journal, sockets and the daemon's own.
+constexpr size_t BUDGET_HIGH_NUM = 3, BUDGET_LOW_NUM = 2, BUDGET_DEN = 8;
+// Spare fds against EMFILE (FdReserve in ops.h), at most an eighth of the limit.
+constexpr size_t FD_RESERVE_MAX = 256;
+constexpr size_t BUDGET_HIGH_MIN = 64;
+// One round invalidates at most this many entries, then waits for the kernel's forgets.
+constexpr size_t EVICT_ROUND_MAX = 4096;
+constexpr auto EVICT_PAUSE = std::chrono::milliseconds(2);
+constexpr auto EVICT_IDLE_CHECK = std::chrono::seconds(1);
 
 bool fail(MountFailure* failure, int err, const char* syscall, const std::string& message) {
   if (failure != nullptr) {
@@ -278,6 +291,14 @@ void raise_fd_limit() {
 
 bool Mount::start(const MountOptions& options, MountFailure* failure) {
   raise_fd_limit();
+  struct rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
+    const size_t nofile = static_cast<size_t>(limit.rlim_cur);
+    const size_t high = std::max(BUDGET_HIGH_MIN, nofile * BUDGET_HIGH_NUM / BUDGET_DEN);
+    table_->set_budget(high, high * BUDGET_LOW_NUM / BUDGET_HIGH_NUM,
+                       [this] { evict_wake_.notify_one(); });
+    fd_reserve_ = std::min(FD_RESERVE_MAX, nofile / BUDGET_DEN);
+  }
   ctx_ = std::make_unique<OpsContext>();
   ctx_->table = table_.get();
   ctx_->journal = journal_.get();
@@ -301,6 +322,7 @@ bool Mount::start(const MountOptions& options, MountFailure* failure) {
   }
   struct fuse_session* session = session_;
   loop_ = std::thread([session] { serve(session); });
+  start_evictor();
   struct stat st;
   if (stat(options.mountpoint.c_str(), &st) == 0) fuse_dev_ = st.st_dev;
   return true;
@@ -334,6 +356,8 @@ int Mount::unmount(MountFailure* failure) {
   unmounted_ = true;
   // FUSE threads waiting for acks must end before the loop can be joined.
   ctx_->sync.close();
+  // Its notifications need a live connection: stopped while the loop still serves.
+  stop_evictor();
   // Only unmount what is ours: after an outside umount the path may show the backing fs.
   // Asked while the loop still serves (after fuse_session_exit it may drop requests).
   struct stat st;
@@ -356,6 +380,50 @@ int Mount::unmount(MountFailure* failure) {
     return err;
   }
   return 0;
+}
+
+void Mount::start_evictor() {
+  if (table_->budget_high() == 0) return;
+  ctx_->fd_reserve.fill(fd_reserve_);
+  evictor_ = std::thread([this] { evict_loop(); });
+}
+
+void Mount::stop_evictor() {
+  {
+    std::lock_guard<std::mutex> guard(evict_mutex_);
+    evict_stop_ = true;
+  }
+  evict_wake_.notify_one();
+  if (evictor_.joinable()) evictor_.join();
+}
+
+void Mount::evict_loop() {
+  std::unique_lock<std::mutex> lock(evict_mutex_);
+  while (!evict_stop_) {
+    // Woken by an acquire past the high mark; the periodic check catches a lost wake-up.
+    evict_wake_.wait_for(lock, EVICT_IDLE_CHECK);
+    if (evict_stop_) break;
+    if (table_->size() <= table_->budget_high()) {
+      if (ctx_->fd_reserve.size() < fd_reserve_) ctx_->fd_reserve.fill(fd_reserve_);
+      continue;
+    }
+    lock.unlock();
+    // Holds none of our locks: the kernel takes the directory's lock to drop an entry,
+    // which may wait for a request in that directory, served by the loop's threads.
+    size_t asked = 0;
+    for (const EvictionCandidate& c : table_->eviction_candidates(EVICT_ROUND_MAX)) {
+      // ENOENT: the kernel no longer has it. Advisory either way.
+      fuse_lowlevel_notify_inval_entry(session_, c.parent, c.name.data(), c.name.size());
+      asked++;
+    }
+    ctx_->counters.evictions.fetch_add(asked, std::memory_order_relaxed);
+    // Spare fds given back on EMFILE are taken again once the table is within budget.
+    if (table_->size() <= table_->budget_high()) ctx_->fd_reserve.fill(fd_reserve_);
+    lock.lock();
+    // Let the kernel's forgets arrive before judging again; no busy loop when nothing
+    // can be dropped (every cached inode is open).
+    evict_wake_.wait_for(lock, EVICT_PAUSE, [this] { return evict_stop_; });
+  }
 }
 
 Mount::~Mount() {
@@ -386,6 +454,9 @@ MountStatsSnapshot Mount::stats() {
   s.unmirrored = ctx_->counters.unmirrored.load(std::memory_order_relaxed);
   s.entered = ctx_->counters.entered.load(std::memory_order_relaxed);
   s.left = ctx_->counters.left.load(std::memory_order_relaxed);
+  s.inodes = table_->size();
+  s.evictions = ctx_->counters.evictions.load(std::memory_order_relaxed);
+  s.fd_reserve_used = ctx_->counters.fd_reserve_used.load(std::memory_order_relaxed);
   s.acked_seq = ctx_->sync.acked();
   s.sync_mode = ctx_->sync.policy().sync;
   s.degraded = ctx_->sync.degraded();

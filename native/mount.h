@@ -2,9 +2,11 @@
 // fuse_session_loop_mt thread, and unmount. No Node-API here (native/addon_mount.cc).
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -47,6 +49,9 @@ struct MountStatsSnapshot {
   uint64_t unmirrored;  // mutations outside the globs: applied, not journaled
   uint64_t entered;     // objects journaled whole as they entered the globs
   uint64_t left;        // objects journaled removed as they left the globs
+  uint64_t inodes;           // held by the inode table (one fd each)
+  uint64_t evictions;        // kernel entries asked to be dropped (fd budget)
+  uint64_t fd_reserve_used;  // opens that met EMFILE and went on with a spare fd
   uint64_t acked_seq;
   bool sync_mode;  // fsync waits for acks now
   bool degraded;   // a timeout switched sync to async (cleared by a new sync policy)
@@ -89,6 +94,9 @@ class Mount {
   Mount() = default;
   bool start(const MountOptions& options, MountFailure* failure);
   void abort_connection();
+  void start_evictor();
+  void stop_evictor();
+  void evict_loop();
 
   std::string mountpoint_;
   std::unique_ptr<JournalWriter> journal_;
@@ -99,6 +107,14 @@ class Mount {
   dev_t fuse_dev_ = 0;  // st_dev of the mounted root: names the connection in fusectl
   std::thread loop_;
   bool unmounted_ = false;
+  // The evictor keeps the inode table (one O_PATH fd per inode) within RLIMIT_NOFILE by
+  // asking the kernel to drop its least recently looked-up cached entries; the kernel then
+  // forgets those inodes and the table closes their fds.
+  std::thread evictor_;
+  std::mutex evict_mutex_;
+  std::condition_variable evict_wake_;
+  bool evict_stop_ = false;  // guarded by evict_mutex_
+  size_t fd_reserve_ = 0;    // spare fds held against EMFILE (set before serving)
 };
 
 /** Detaches a dead FUSE mount at `path` (stat fails with ENOTCONN). True if one was cleared. */

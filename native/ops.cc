@@ -253,6 +253,23 @@ void journal_dir_times(OpsContext& c, Inode& dir, const struct stat& dir_st, Jou
   touch(dir, seq);
 }
 
+// Runs `open` (returns an fd, or -1 with errno). On EMFILE the inode table grew past its fd
+// budget faster than the evictor drains it: one spare fd of the reserve is given back and
+// the open tried again, until the reserve is empty (docs/native-mount.md, "The fd budget").
+template <typename Open>
+int open_fd(OpsContext& c, Open&& open) {
+  for (;;) {
+    const int fd = open();
+    if (fd >= 0 || errno != EMFILE) return fd;
+    c.table->ask_eviction();
+    if (!c.fd_reserve.release_one()) {
+      errno = EMFILE;
+      return -1;
+    }
+    c.counters.fd_reserve_used.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
 void fill_entry(OpsContext& c, Inode& inode, const struct stat& st, fuse_entry_param* e) {
   std::memset(e, 0, sizeof *e);
   e->ino = c.table->ino_of(inode);
@@ -263,7 +280,7 @@ void fill_entry(OpsContext& c, Inode& inode, const struct stat& st, fuse_entry_p
 
 // Looks `name` up in `parent` and takes a lookup reference. Caller holds namespace_lock.
 int lookup_locked(OpsContext& c, Inode& parent, const char* name, fuse_entry_param* e) {
-  const int fd = openat(parent.fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  const int fd = open_fd(c, [&] { return openat(parent.fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC); });
   if (fd < 0) return errno;
   struct stat st;
   if (const int err = stat_fd(fd, &st); err != 0) {
@@ -557,7 +574,7 @@ int adopt_new_node(fuse_req_t req, const struct stat& parent_st, int fd, mode_t 
 // lookup for the reply) and journal it. `kind` is CREATE, MKDIR or SYMLINK.
 int finish_new_node(fuse_req_t req, OpsContext& c, Inode& dir, const char* name, mode_t mode,
                     const char* link, fuse_entry_param* e, Journaled* j) {
-  const int fd = openat(dir.fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  const int fd = open_fd(c, [&] { return openat(dir.fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC); });
   struct stat st, parent_st;
   int err = fd < 0 ? errno : stat_fd(dir.fd, &parent_st);
   if (err == 0) err = adopt_new_node(req, parent_st, fd, mode, &st);
@@ -653,7 +670,9 @@ void set_open_flags(fuse_file_info* fi) {
 // create() found the name taken (no O_EXCL): a plain open, journaling O_TRUNC.
 int open_existing(OpsContext& c, Inode& dir, const char* name, fuse_file_info* fi,
                   fuse_entry_param* e, Journaled* j) {
-  const int fd = openat(dir.fd, name, backing_open_flags(c, fi->flags) | O_NOFOLLOW);
+  const int fd = open_fd(c, [&] {
+    return openat(dir.fd, name, backing_open_flags(c, fi->flags) | O_NOFOLLOW);
+  });
   if (fd < 0) return errno;
   if (const int err = lookup_locked(c, dir, name, e); err != 0) {
     close(fd);
@@ -680,7 +699,9 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     const int long_err = check_entry_path(c, dir, name);
     const bool plain_open = !(fi->flags & (O_EXCL | O_TRUNC)) &&
                             faccessat(dir.fd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
-    const int fd = long_err != 0 && !plain_open ? -1 : openat(dir.fd, name, flags, mode & 07777);
+    const int fd = long_err != 0 && !plain_open
+                       ? -1
+                       : open_fd(c, [&] { return openat(dir.fd, name, flags, mode & 07777); });
     if (long_err != 0 && !plain_open) {
       err = long_err;
     } else if (fd >= 0) {
@@ -1232,14 +1253,14 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
     struct stat st;
     if ((err = check_inode_path(c, inode)) != 0) {
       // refused before truncating anything
-    } else if ((fd = open(ProcPath(inode.fd).c_str(), flags)) < 0) {
+    } else if ((fd = open_fd(c, [&] { return open(ProcPath(inode.fd).c_str(), flags); })) < 0) {
       err = errno;
     } else if ((err = stat_fd(inode.fd, &st)) == 0) {
       err = kill_suidgid(c, inode, &st, &j);
       journal_truncate(c, inode, st, &j);
     }
   } else {
-    fd = open(ProcPath(inode.fd).c_str(), flags);
+    fd = open_fd(c, [&] { return open(ProcPath(inode.fd).c_str(), flags); });
     if (fd < 0) err = errno;
   }
   const int jerr = j.settle(c);
@@ -1374,7 +1395,9 @@ DirHandle& dir_handle(fuse_file_info* fi) { return *reinterpret_cast<DirHandle*>
 
 void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
   count(req, Op::OPENDIR);
-  const int fd = openat(inode_of(req, ino).fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const int fd = open_fd(ctx(req), [&] {
+    return openat(inode_of(req, ino).fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  });
   if (fd < 0) return (void)fuse_reply_err(req, errno);
   DIR* dp = fdopendir(fd);
   if (dp == nullptr) {
@@ -1807,6 +1830,32 @@ const char* op_name(Op op) {
   const auto i = static_cast<size_t>(op);
   US_ASSERT(i < OP_COUNT);
   return NAMES[i];
+}
+
+FdReserve::~FdReserve() {
+  for (const int fd : fds_) close(fd);
+}
+
+void FdReserve::fill(size_t count) {
+  std::lock_guard<std::mutex> guard(mutex_);
+  while (fds_.size() < count) {
+    const int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    fds_.push_back(fd);
+  }
+}
+
+bool FdReserve::release_one() {
+  std::lock_guard<std::mutex> guard(mutex_);
+  if (fds_.empty()) return false;
+  close(fds_.back());
+  fds_.pop_back();
+  return true;
+}
+
+size_t FdReserve::size() {
+  std::lock_guard<std::mutex> guard(mutex_);
+  return fds_.size();
 }
 
 const struct fuse_lowlevel_ops& capture_ops() {

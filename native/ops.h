@@ -9,6 +9,7 @@
 #include <functional>
 #include <mutex>
 #include <shared_mutex>
+#include <vector>
 
 #include "inode_table.h"
 #include "journal_writer.h"
@@ -29,9 +30,30 @@ inline constexpr size_t OP_COUNT = static_cast<size_t>(Op::COUNT_);
 /** The lower-case name of an op for stats ("write"). */
 const char* op_name(Op op);
 
+/**
+ * Spare fds held against EMFILE (docs/native-mount.md, "The fd budget"): an open that fails
+ * with EMFILE closes one and tries again, so a burst of lookups that outruns the evictor
+ * still succeeds; the evictor fills the reserve again once the table is within budget.
+ */
+class FdReserve {
+ public:
+  ~FdReserve();
+  /** Opens spare fds (/dev/null) until `count` are held or the process has no more. */
+  void fill(size_t count);
+  /** Closes one spare fd; false if none is left. */
+  bool release_one();
+  size_t size();
+
+ private:
+  std::mutex mutex_;
+  std::vector<int> fds_;  // guarded by mutex_
+};
+
 /** Counters a mount exposes; all relaxed atomics, read by stats() from the JS thread. */
 struct OpCounters {
   std::atomic<uint64_t> ops[OP_COUNT] = {};
+  std::atomic<uint64_t> fd_reserve_used{0};    // EMFILE met, a spare fd given back, retried
+  std::atomic<uint64_t> evictions{0};          // cached kernel entries asked to be dropped
   std::atomic<uint64_t> journal_errors{0};     // applied to the backing, not journaled: EIO
   std::atomic<uint64_t> unnamed_mutations{0};  // inode with links but no known name
   std::atomic<uint64_t> path_too_long{0};      // refused before applying: ENAMETOOLONG
@@ -102,6 +124,7 @@ struct OpsContext {
   std::atomic<bool> kernel_offers_killpriv_v2{false};
   std::atomic<bool> killpriv_v2{false};           // negotiated: ops kill setuid/setgid
   SyncGate sync;  // sync mode: fsync waits for the targets' acks after the journal's sync
+  FdReserve fd_reserve;
   OpCounters counters;
 };
 

@@ -24,8 +24,8 @@ const STOP_MS_MAX = 20_000;
 async function startFuseServer(session, name, cmd, args, mountpoint, fstypeOk) {
   const logPath = join(dirname(mountpoint), `${name}.log`);
   const logFd = openSync(logPath, 'a');
-  // Servers that keep an fd per inode the kernel knows (understudy, passthrough_ll) hit
-  // EMFILE at the inherited limit (20,000 here) in the 20,000-file workload: --nofile.
+  // passthrough_ll keeps an fd per inode the kernel knows and hits EMFILE at the inherited
+  // limit (20,000 here) in the 20,000-file workload; --nofile raises it where allowed.
   const limited = session.nofileMax === null ? [cmd, args]
     : ['prlimit', [`--nofile=${session.nofileMax}:${session.nofileMax}`, '--', cmd, ...args]];
   const child = session.start(limited[0], limited[1], logFd);

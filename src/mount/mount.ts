@@ -59,6 +59,11 @@ export interface MountStats {
   entered: number;
   /** Objects journaled removed as a rename took them out of the globs. */
   left: number;
+  /** Inodes the table holds (one fd each), and kernel entries asked to be dropped to keep
+   * them within the fd budget (docs/native-mount.md, "The fd budget"). */
+  inodes: number; evictions: number;
+  /** Opens that met EMFILE and went on with a spare fd. */
+  fdReserveUsed: number;
   ackedSeq: number;
   /** What fsync does now; 'async' after a degrade. */
   syncMode: 'async' | 'sync';

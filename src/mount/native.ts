@@ -84,6 +84,7 @@ export interface NativeMountStats {
   journalBytes: number; groupWrites: number; syncs: number; journalErrors: number;
   unnamedMutations: number; pathTooLong: number; syncWaits: number; syncTimeouts: number;
   unmirrored: number; entered: number; left: number;
+  inodes: number; evictions: number; fdReserveUsed: number;
   ackedSeq: number; syncMode: 'async' | 'sync'; degraded: boolean; ops: Record<string, number>;
 }
 

@@ -136,6 +136,8 @@ function exited(child: ChildProcess): Promise<number | null> {
  */
 export async function startMount(t: TestLike, options: {
   mountpoint: string; backing: string; journal: string; extraArgs?: string[]; readyMsMax?: number;
+  /** RLIMIT_NOFILE (soft and hard) of the daemon, set with prlimit(1). */
+  nofile?: number;
 }): Promise<MountHandle> {
   const { mountpoint, backing, journal } = options;
   mkdirSync(mountpoint, { recursive: true });
@@ -151,7 +153,9 @@ export async function startMount(t: TestLike, options: {
   const envArgs = (process.env.UNDERSTUDY_MOUNT_ARGS ?? '').split(' ').filter((arg) => arg !== '');
   const args = ['mount', mountpoint, '--backing', backing, '--journal', journal, ...envArgs,
     ...(options.extraArgs ?? [])];
-  const child = spawn('env', [...CLI_PREFIX, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: cliEnv() });
+  const command = options.nofile === undefined ? ['env', ...CLI_PREFIX, ...args]
+    : ['prlimit', `--nofile=${options.nofile}:${options.nofile}`, '--', 'env', ...CLI_PREFIX, ...args];
+  const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: cliEnv() });
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString(); });
   child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString(); });
