@@ -583,8 +583,9 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
 // ---- new names: create, mknod, mkdir, symlink (namespace lock exclusive) -----------------
 
 // The node was made by root: give it the owner and mode the kernel would have given the
-// caller (group of a setgid parent, setgid inherited by directories, setgid dropped for a
-// caller outside the group) and undo the daemon's own umask (the kernel applied the caller's).
+// caller (group of a setgid parent, setgid inherited by directories, setgid dropped from a
+// group-executable non-directory for a caller outside the group: mode_strip_sgid()) and undo
+// the daemon's own umask (the kernel applied the caller's).
 int adopt_new_node(fuse_req_t req, const struct stat& parent_st, int fd, mode_t mode,
                    struct stat* st) {
   const fuse_ctx* who = fuse_req_ctx(req);
@@ -599,7 +600,11 @@ int adopt_new_node(fuse_req_t req, const struct stat& parent_st, int fd, mode_t 
   if (S_ISLNK(st->st_mode)) return chowned ? stat_fd(fd, st) : 0;
   mode_t want = mode & 07777;
   if (S_ISDIR(st->st_mode) && setgid_parent) want |= S_ISGID;
-  if (!S_ISDIR(st->st_mode) && (want & S_ISGID) && who->uid != 0 && !caller_in_group(req, gid)) {
+  // Only with group-exec: a setgid file that is not group-executable keeps the bit for any
+  // caller (kernels since 6.0 strip the other case before the request; older ones did not).
+  constexpr mode_t SGID_EXEC = S_ISGID | S_IXGRP;
+  if (!S_ISDIR(st->st_mode) && (want & SGID_EXEC) == SGID_EXEC && who->uid != 0 &&
+      !caller_in_group(req, gid)) {
     want &= ~S_ISGID;
   }
   // A chown clears setuid/setgid, so the mode is set after it.

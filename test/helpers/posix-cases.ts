@@ -353,6 +353,24 @@ for op, fn in fns.items():
 fd = os.open('rootw', os.O_WRONLY); os.write(fd, b'x'); os.close(fd)
 stat_step('root write keeps setuid and setgid', 'rootw')
 ` },
+  // New nodes in a setgid directory of a group the caller is not in: setgid is dropped from a
+  // group-executable file only (mode_strip_sgid), directories inherit it.
+  { name: 'setgid-create', py: String.raw`
+os.mkdir('sg'); os.chown('sg', 0, 2000); os.chmod('sg', 0o2777)
+os.mkdir('plain'); os.chmod('plain', 0o777)
+as_user(1000, 1000, '''
+os.umask(0)
+for d in ('sg', 'plain'):
+    for m in (0o2644, 0o2754, 0o6755, 0o4644):
+        f = '%s/f%o' % (d, m)
+        step('create ' + f, lambda: os.close(os.open(f, os.O_WRONLY | os.O_CREAT | os.O_EXCL, m)))
+        stat_step(f, f)
+        step('mkfifo ' + f + 'p', os.mkfifo, f + 'p', m)
+        stat_step(f + 'p', f + 'p')
+        step('mkdir ' + f + 'd', os.mkdir, f + 'd', m)
+        stat_step(f + 'd', f + 'd')
+''', 'user1000')
+` },
   { name: 'xattrs', py: String.raw`
 write_file('f', b'data'); os.mkdir('d')
 step('set user.a', os.setxattr, 'f', 'user.a', b'1')
