@@ -384,13 +384,33 @@ void op_statfs(fuse_req_t req, fuse_ino_t ino) {
 
 int fd_or_proc(fuse_file_info* fi) { return fi != nullptr ? static_cast<int>(fi->fh) : -1; }
 
-// With FUSE_HANDLE_KILLPRIV_V2 the server clears setuid (and setgid on group-executable
-// files) when the kernel flags a change by a caller without CAP_FSETID, since our own
-// writes, made as root, keep them. `st` is refreshed; a CHMOD record says what changed.
-int kill_suidgid(OpsContext& c, Inode& inode, struct stat* st, Journaled* j) {
+bool caller_in_group(fuse_req_t req, gid_t gid) {
+  const fuse_ctx* who = fuse_req_ctx(req);
+  if (who->gid == gid) return true;
+  gid_t groups[64];
+  const int n = fuse_req_getgroups(req, 64, groups);
+  for (int i = 0; i < n && i < 64; i++) {
+    if (groups[i] == gid) return true;
+  }
+  return false;
+}
+
+// The kernel's setattr_should_drop_sgid() for a caller without CAP_FSETID: setgid goes with
+// setuid when the file is group-executable, or when the caller is outside the file's group
+// (a setgid file that is not group-executable). The group is only looked up when it matters.
+bool kills_sgid(fuse_req_t req, const struct stat& st) {
+  if ((st.st_mode & S_ISGID) == 0) return false;
+  return (st.st_mode & S_IXGRP) != 0 || !caller_in_group(req, st.st_gid);
+}
+
+// With FUSE_HANDLE_KILLPRIV_V2 the server clears setuid and setgid (kills_sgid) when the
+// kernel flags a change by a caller without CAP_FSETID, since our own writes, made as root,
+// keep them. `st` is refreshed; a CHMOD record says what changed.
+int kill_suidgid(fuse_req_t req, OpsContext& c, Inode& inode, struct stat* st, Journaled* j) {
   if (!t_request_kills_suidgid || !c.killpriv_v2.load(std::memory_order_relaxed)) return 0;
-  const mode_t kill = S_ISUID | ((st->st_mode & S_IXGRP) ? S_ISGID : 0);
-  if (!S_ISREG(st->st_mode) || (st->st_mode & kill) == 0) return 0;
+  if (!S_ISREG(st->st_mode) || (st->st_mode & (S_ISUID | S_ISGID)) == 0) return 0;
+  const mode_t kill = S_ISUID | (kills_sgid(req, *st) ? S_ISGID : 0);
+  if ((st->st_mode & kill) == 0) return 0;
   if (chmod(ProcPath(inode.fd).c_str(), st->st_mode & 07777 & ~kill) != 0) return errno;
   if (const int err = stat_fd(inode.fd, st); err != 0) return err;
   if (!want_record(c, inode, *st, j)) return 0;
@@ -416,13 +436,14 @@ void journal_truncate(OpsContext& c, Inode& inode, const struct stat& st, Journa
   touch(inode, seq);
 }
 
-int set_size(OpsContext& c, Inode& inode, off_t size, fuse_file_info* fi, Journaled* j) {
+int set_size(fuse_req_t req, OpsContext& c, Inode& inode, off_t size, fuse_file_info* fi,
+             Journaled* j) {
   const int fd = fd_or_proc(fi);
   const int rc = fd >= 0 ? ftruncate(fd, size) : truncate(ProcPath(inode.fd).c_str(), size);
   if (rc != 0) return errno;
   struct stat st;
   if (const int err = stat_fd(inode.fd, &st); err != 0) return err;
-  if (const int err = kill_suidgid(c, inode, &st, j); err != 0) return err;
+  if (const int err = kill_suidgid(req, c, inode, &st, j); err != 0) return err;
   journal_truncate(c, inode, st, j);
   return 0;
 }
@@ -444,11 +465,32 @@ int set_mode(OpsContext& c, Inode& inode, mode_t mode, fuse_file_info* fi, Journ
   return 0;
 }
 
-int set_owner(OpsContext& c, Inode& inode, uid_t uid, gid_t gid, Journaled* j) {
+// chown(2) on the backing, `st` read before and refreshed after. The backing's chown, made
+// as root, moves ctime and drops setuid, and setgid of a group-executable file, from
+// anything but a directory, as the caller's chown would. A caller without CAP_FSETID outside
+// the file's group also loses the setgid of a file that is not group-executable
+// (kills_sgid), which root keeps: dropped here. `*chowned` says whether the chown itself
+// was applied (then it is journaled even if what follows fails).
+int chown_backing(fuse_req_t req, Inode& inode, uid_t uid, gid_t gid, struct stat* st,
+                  bool* chowned) {
+  const bool drop_sgid =
+      !S_ISDIR(st->st_mode) && fuse_req_ctx(req)->uid != 0 && kills_sgid(req, *st);
+  *chowned = false;
   if (fchownat(inode.fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return errno;
+  if (const int err = stat_fd(inode.fd, st); err != 0) return err;
+  *chowned = true;
+  if (!drop_sgid || (st->st_mode & S_ISGID) == 0) return 0;
+  if (chmod(ProcPath(inode.fd).c_str(), st->st_mode & 07777 & ~S_ISGID) != 0) return errno;
+  st->st_mode &= ~S_ISGID;
+  return 0;
+}
+
+int set_owner(fuse_req_t req, OpsContext& c, Inode& inode, uid_t uid, gid_t gid, Journaled* j) {
   struct stat st;
   if (const int err = stat_fd(inode.fd, &st); err != 0) return err;
-  if (!want_record(c, inode, st, j)) return 0;
+  bool chowned;
+  const int err = chown_backing(req, inode, uid, gid, &st, &chowned);
+  if (!chowned || !want_record(c, inode, st, j)) return err;
   PayloadWriter w(tl_payload);
   w.u64(st.st_ino);
   w.u32(st.st_uid);
@@ -458,7 +500,29 @@ int set_owner(OpsContext& c, Inode& inode, uid_t uid, gid_t gid, Journaled* j) {
   const uint64_t seq = enqueue(c, RecordKind::CHOWN);
   j->add(seq);
   touch(inode, seq);
-  return 0;
+  return err;
+}
+
+// A setattr with nothing to set: the kernel calls it for chown(2) with owner and group -1,
+// and (with FUSE_HANDLE_KILLPRIV_V2) when a write, fallocate or copy_file_range by a caller
+// without CAP_FSETID must drop setuid/setgid first. Both are the backing's chown(-1, -1):
+// ctime moves and the bits go as they would; only a changed mode is journaled (CHMOD).
+int touch_owner(fuse_req_t req, OpsContext& c, Inode& inode, Journaled* j) {
+  struct stat st;
+  if (const int err = stat_fd(inode.fd, &st); err != 0) return err;
+  const mode_t mode_before = st.st_mode;
+  bool chowned;
+  const int err = chown_backing(req, inode, static_cast<uid_t>(-1), static_cast<gid_t>(-1), &st,
+                                &chowned);
+  if (!chowned || st.st_mode == mode_before || !want_record(c, inode, st, j)) return err;
+  PayloadWriter w(tl_payload);
+  w.u64(st.st_ino);
+  w.u32(st.st_mode & 07777);
+  w.bytes(tl_path);
+  const uint64_t seq = enqueue(c, RecordKind::CHMOD);
+  j->add(seq);
+  touch(inode, seq);
+  return err;
 }
 
 int set_times(OpsContext& c, Inode& inode, const struct timespec ts[2], fuse_file_info* fi,
@@ -483,18 +547,22 @@ int set_times(OpsContext& c, Inode& inode, const struct timespec ts[2], fuse_fil
   return 0;
 }
 
-int apply_setattr(OpsContext& c, Inode& inode, const struct stat* attr, int to_set,
-                  fuse_file_info* fi, Journaled* j) {
-  int err = 0;
-  if (to_set & FUSE_SET_ATTR_SIZE) err = set_size(c, inode, attr->st_size, fi, j);
-  if (err == 0 && (to_set & FUSE_SET_ATTR_MODE)) err = set_mode(c, inode, attr->st_mode, fi, j);
-  if (err == 0 && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
-    const uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : static_cast<uid_t>(-1);
-    const gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : static_cast<gid_t>(-1);
-    err = set_owner(c, inode, uid, gid, j);
-  }
+int apply_setattr(fuse_req_t req, OpsContext& c, Inode& inode, const struct stat* attr,
+                  int to_set, fuse_file_info* fi, Journaled* j) {
   constexpr int TIMES = FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
                         FUSE_SET_ATTR_MTIME_NOW;
+  constexpr int OWNER = FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID;
+  if ((to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MODE | OWNER | TIMES)) == 0) {
+    return touch_owner(req, c, inode, j);
+  }
+  int err = 0;
+  if (to_set & FUSE_SET_ATTR_SIZE) err = set_size(req, c, inode, attr->st_size, fi, j);
+  if (err == 0 && (to_set & FUSE_SET_ATTR_MODE)) err = set_mode(c, inode, attr->st_mode, fi, j);
+  if (err == 0 && (to_set & OWNER)) {
+    const uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : static_cast<uid_t>(-1);
+    const gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : static_cast<gid_t>(-1);
+    err = set_owner(req, c, inode, uid, gid, j);
+  }
   if (err == 0 && (to_set & TIMES)) {
     struct timespec ts[2];
     ts[0].tv_nsec = ts[1].tv_nsec = UTIME_OMIT;
@@ -519,7 +587,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
     std::shared_lock names(c.namespace_lock);  // the records' paths hold until enqueued
     std::lock_guard<std::mutex> guard(inode.lock);
     err = check_inode_path(c, inode);
-    if (err == 0) err = apply_setattr(c, inode, attr, to_set, fi, &j);
+    if (err == 0) err = apply_setattr(req, c, inode, attr, to_set, fi, &j);
     if (err == 0) err = stat_fd(inode.fd, &st);
   }
   // Invariant 2: even a partly failed setattr replies only after what it applied is written.
@@ -531,20 +599,10 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
 
 // ---- new names: create, mknod, mkdir, symlink (namespace lock exclusive) -----------------
 
-bool caller_in_group(fuse_req_t req, gid_t gid) {
-  const fuse_ctx* who = fuse_req_ctx(req);
-  if (who->gid == gid) return true;
-  gid_t groups[64];
-  const int n = fuse_req_getgroups(req, 64, groups);
-  for (int i = 0; i < n && i < 64; i++) {
-    if (groups[i] == gid) return true;
-  }
-  return false;
-}
-
 // The node was made by root: give it the owner and mode the kernel would have given the
-// caller (group of a setgid parent, setgid inherited by directories, setgid dropped for a
-// caller outside the group) and undo the daemon's own umask (the kernel applied the caller's).
+// caller (group of a setgid parent, setgid inherited by directories, setgid dropped from a
+// group-executable non-directory for a caller outside the group: mode_strip_sgid()) and undo
+// the daemon's own umask (the kernel applied the caller's).
 int adopt_new_node(fuse_req_t req, const struct stat& parent_st, int fd, mode_t mode,
                    struct stat* st) {
   const fuse_ctx* who = fuse_req_ctx(req);
@@ -559,7 +617,11 @@ int adopt_new_node(fuse_req_t req, const struct stat& parent_st, int fd, mode_t 
   if (S_ISLNK(st->st_mode)) return chowned ? stat_fd(fd, st) : 0;
   mode_t want = mode & 07777;
   if (S_ISDIR(st->st_mode) && setgid_parent) want |= S_ISGID;
-  if (!S_ISDIR(st->st_mode) && (want & S_ISGID) && who->uid != 0 && !caller_in_group(req, gid)) {
+  // Only with group-exec: a setgid file that is not group-executable keeps the bit for any
+  // caller (kernels since 6.0 strip the other case before the request; older ones did not).
+  constexpr mode_t SGID_EXEC = S_ISGID | S_IXGRP;
+  if (!S_ISDIR(st->st_mode) && (want & SGID_EXEC) == SGID_EXEC && who->uid != 0 &&
+      !caller_in_group(req, gid)) {
     want &= ~S_ISGID;
   }
   // A chown clears setuid/setgid, so the mode is set after it.
@@ -1256,7 +1318,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
     } else if ((fd = open_fd(c, [&] { return open(ProcPath(inode.fd).c_str(), flags); })) < 0) {
       err = errno;
     } else if ((err = stat_fd(inode.fd, &st)) == 0) {
-      err = kill_suidgid(c, inode, &st, &j);
+      err = kill_suidgid(req, c, inode, &st, &j);
       journal_truncate(c, inode, st, &j);
     }
   } else {
@@ -1327,7 +1389,7 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off
     } else if ((written = pwrite(fd, data, size, off)) < 0) err = errno;
     else if (fstat(fd, &st) != 0) err = errno;
     else {
-      const int kill_err = kill_suidgid(c, inode, &st, &j);
+      const int kill_err = kill_suidgid(req, c, inode, &st, &j);
       if (written > 0 && want_record(c, inode, st, &j)) {
         // An O_APPEND fd ignores `off`: the bytes landed at the end, found under inode.lock.
         const bool append = (fi->flags & O_APPEND) && !c.writeback_cache;

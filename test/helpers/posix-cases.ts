@@ -281,6 +281,96 @@ step('dir mtime changes on create', lambda: mtime('d') != before)
 before = mtime('f'); fd = os.open('f', os.O_WRONLY); os.write(fd, b'x'); os.close(fd)
 step('file mtime changes on write', lambda: mtime('f') != before)
 ` },
+  // chown(2) with owner and group both -1 still changes the inode: ctime moves and, on
+  // anything but a directory, setuid (and setgid per the kernel's rules) is dropped.
+  { name: 'chown-minus-one', py: String.raw`
+import time
+def ctime_moves(fn, path):
+    before = os.lstat(path).st_ctime_ns
+    time.sleep(0.05)  # the kernel's clock for ctime is coarse: let it advance
+    fn()
+    return os.lstat(path).st_ctime_ns != before
+write_file('f', b'x'); os.chmod('f', 0o6755)
+step('chown -1 -1 moves ctime', ctime_moves, lambda: os.chown('f', -1, -1), 'f')
+stat_step('06755 file after root chown -1 -1', 'f')
+os.chmod('f', 0o6745)
+step('chown -1 -1 of 06745', os.chown, 'f', -1, -1)
+stat_step('06745 file after root chown -1 -1', 'f')
+os.chmod('f', 0o6755)
+step('fchown -1 -1', lambda: (lambda fd: (os.fchown(fd, -1, -1), os.close(fd)))(os.open('f', os.O_RDONLY)))
+stat_step('06755 file after fchown -1 -1', 'f')
+os.mkdir('d'); os.chmod('d', 0o7755)
+step('dir chown -1 -1 moves ctime', ctime_moves, lambda: os.chown('d', -1, -1), 'd')
+stat_step('07755 dir after chown -1 -1', 'd')
+os.symlink('f', 'l')
+step('lchown -1 -1 moves ctime', ctime_moves, lambda: os.chown('l', -1, -1, follow_symlinks=False), 'l')
+os.mkfifo('p', 0o644); os.chmod('p', 0o6644)
+step('fifo chown -1 -1', os.chown, 'p', -1, -1)
+stat_step('fifo after chown -1 -1', 'p')
+for name, mode, gid in (('u1', 0o6755, 1000), ('u2', 0o6745, 2000), ('u3', 0o6745, 2000),
+                        ('u4', 0o6745, 1000)):
+    write_file(name, b'u'); os.chown(name, 1000, gid); os.chmod(name, mode)
+as_user(1000, 1000, '''
+step('owner chown -1 -1 of 06755', os.chown, 'u1', -1, -1)
+stat_step('06755 after owner chown -1 -1', 'u1')
+step('owner outside the group: chown -1 -1 of 06745', os.chown, 'u2', -1, -1)
+stat_step('06745 after chown -1 -1 outside the group', 'u2')
+step('owner outside the group: chown -1 1000 of 06745', os.chown, 'u3', -1, 1000)
+stat_step('06745 after chgrp from outside the group', 'u3')
+step('owner in the group: chown -1 1000 of 06745', os.chown, 'u4', -1, 1000)
+stat_step('06745 after chgrp inside the group', 'u4')
+''', 'user1000')
+os.chmod('u1', 0o6745)
+step('root chown 1000:1000 of 06745', os.chown, 'u1', 1000, 1000)
+stat_step('06745 after root chown', 'u1')
+` },
+  // A change of a file's data by a caller without CAP_FSETID drops setuid, and setgid when
+  // the file is group-executable or the caller is outside the file's group.
+  { name: 'setid-kill', py: String.raw`
+ops = ('write', 'truncate', 'otrunc', 'fallocate', 'copy')
+for op in ops:
+    for tag, mode, gid in (('in', 0o6745, 1000), ('out', 0o6745, 2000), ('outx', 0o6755, 2000)):
+        n = op + '-' + tag
+        write_file(n, b'data'); os.chown(n, 1000, gid); os.chmod(n, mode)
+write_file('src', b'source bytes'); os.chmod('src', 0o644)
+write_file('rootw', b'r'); os.chown('rootw', 1000, 2000); os.chmod('rootw', 0o6745)
+as_user(1000, 1000, '''
+def write(n):
+    fd = os.open(n, os.O_WRONLY); os.write(fd, b'x'); os.close(fd)
+def otrunc(n): os.close(os.open(n, os.O_WRONLY | os.O_TRUNC))
+def falloc(n):
+    fd = os.open(n, os.O_WRONLY); os.posix_fallocate(fd, 0, 8192); os.close(fd)
+def copy(n):
+    fi = os.open('src', os.O_RDONLY); fo = os.open(n, os.O_WRONLY)
+    os.copy_file_range(fi, fo, 5, 0, 0); os.close(fi); os.close(fo)
+fns = {'write': write, 'truncate': lambda n: os.truncate(n, 2), 'otrunc': otrunc,
+       'fallocate': falloc, 'copy': copy}
+for op, fn in fns.items():
+    for tag in ('in', 'out', 'outx'):
+        step(op + ' ' + tag, fn, op + '-' + tag)
+        stat_step(op + ' ' + tag + ' after', op + '-' + tag)
+''', 'owner')
+fd = os.open('rootw', os.O_WRONLY); os.write(fd, b'x'); os.close(fd)
+stat_step('root write keeps setuid and setgid', 'rootw')
+` },
+  // New nodes in a setgid directory of a group the caller is not in: setgid is dropped from a
+  // group-executable file only (mode_strip_sgid), directories inherit it.
+  { name: 'setgid-create', py: String.raw`
+os.mkdir('sg'); os.chown('sg', 0, 2000); os.chmod('sg', 0o2777)
+os.mkdir('plain'); os.chmod('plain', 0o777)
+as_user(1000, 1000, '''
+os.umask(0)
+for d in ('sg', 'plain'):
+    for m in (0o2644, 0o2754, 0o6755, 0o4644):
+        f = '%s/f%o' % (d, m)
+        step('create ' + f, lambda: os.close(os.open(f, os.O_WRONLY | os.O_CREAT | os.O_EXCL, m)))
+        stat_step(f, f)
+        step('mkfifo ' + f + 'p', os.mkfifo, f + 'p', m)
+        stat_step(f + 'p', f + 'p')
+        step('mkdir ' + f + 'd', os.mkdir, f + 'd', m)
+        stat_step(f + 'd', f + 'd')
+''', 'user1000')
+` },
   { name: 'xattrs', py: String.raw`
 write_file('f', b'data'); os.mkdir('d')
 step('set user.a', os.setxattr, 'f', 'user.a', b'1')
