@@ -7,6 +7,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { cliEnv, lazyUnmount, mountedFsType, runCli, tempDir, UNDERSTUDY_BIN }
   from './mount-harness.js';
@@ -48,6 +49,13 @@ export interface DemoHandle {
   stop(): Promise<number | null>;
   /** The demo's output so far, for assertion messages. */
   output(): string;
+}
+
+/** UNDERSTUDY_DEMO_MODE=sync runs the application suites on a sync-mode vault. */
+function demoModeOfEnv(): 'async' | 'sync' {
+  const mode = process.env['UNDERSTUDY_DEMO_MODE'] ?? 'async';
+  if (mode !== 'async' && mode !== 'sync') throw new Error(`UNDERSTUDY_DEMO_MODE=${mode}`);
+  return mode;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -94,16 +102,27 @@ function sourceStatus(result: CliResult): DemoSourceStatus {
 
 /**
  * Starts `understudy demo` in a fresh temp dir (`understudy-<prefix>-*`) with its own control
- * socket, and resolves once data/ is mounted and the target's first sync is done.
+ * socket, and resolves once data/ is mounted and (unless `untilMounted`) the target's first
+ * sync is done.
  */
-export async function startDemo(t: TestLike, prefix: string,
-  options: { mode?: 'async' | 'sync'; readyMsMax?: number } = {}): Promise<DemoHandle> {
+export async function startDemo(t: TestLike, prefix: string, options: {
+  mode?: 'async' | 'sync';
+  readyMsMax?: number;
+  /** Fills <dir>/data before the demo mounts over it (the first sync then copies it). */
+  prepare?: (data: string) => void;
+  /** Resolve once mounted, without waiting for the first sync (default: wait). */
+  untilMounted?: boolean;
+} = {}): Promise<DemoHandle> {
   const dir = tempDir(t, prefix);
   const data = join(dir, 'data');
   const replica = join(dir, 'replica');
+  if (options.prepare !== undefined) {
+    mkdirSync(data);
+    options.prepare(data);
+  }
   const socket = join(dir, 'control.sock');
   const args = ['-u', 'NODE_OPTIONS', UNDERSTUDY_BIN, 'demo', '--dir', dir, '--socket', socket,
-    '--mode', options.mode ?? 'async'];
+    '--mode', options.mode ?? demoModeOfEnv()];
   const child = spawn('env', args, { stdio: ['ignore', 'pipe', 'pipe'], env: cliEnv() });
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString(); });
@@ -155,7 +174,7 @@ export async function startDemo(t: TestLike, prefix: string,
     if (Date.now() > until) throw new Error(`understudy demo did not mount ${data}:\n${output}`);
     await sleep(50);
   }
-  await caughtUp(readyMsMax);
+  if (options.untilMounted !== true) await caughtUp(readyMsMax);
   return {
     dir, data, replica, socket, status, caughtUp,
     verify: () => runCli(['verify', 'demo', '--json', '--socket', socket]),

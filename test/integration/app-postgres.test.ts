@@ -21,6 +21,8 @@ import type { DemoHandle } from '../helpers/demo-harness.js';
 import { diffTrees, digestTree, formatDifferences } from '../helpers/tree-digest.js';
 
 const SCALE = 2;
+/** Scale of the cluster made before the mount: the first sync takes a while to copy it. */
+const SYNC_SCALE = 10;
 const CLIENTS = 4;
 const RUN_SECONDS = Number(process.env['UNDERSTUDY_PG_SECONDS'] ?? 15);
 
@@ -159,9 +161,9 @@ function stopAtTeardown(t: TestLike, cluster: Cluster): void {
   });
 }
 
-/** Makes a cluster with data checksums in <demo>/data/pg, owned by postgres, and starts it. */
-function initCluster(t: Tap, bin: string, demo: DemoHandle): Cluster {
-  const pgdata = join(demo.data, 'pg');
+/** Makes a cluster with data checksums in <data>/pg, owned by postgres (not started). */
+function newCluster(t: Tap, bin: string, data: string): Cluster {
+  const pgdata = join(data, 'pg');
   mkdirSync(pgdata, { mode: 0o700 });
   const owner = ids('postgres');
   if (owner !== undefined) chownSync(pgdata, owner.uid, owner.gid);
@@ -169,12 +171,23 @@ function initCluster(t: Tap, bin: string, demo: DemoHandle): Cluster {
   stopAtTeardown(t, cluster);
   const made = cluster.run('initdb', ['-D', pgdata, '--data-checksums', '-A', 'trust',
     '-U', 'postgres', '-E', 'UTF8', '--locale', 'C']);
-  t.equal(made.status, 0, 'initdb as postgres on the mount', { output: made.out });
+  t.equal(made.status, 0, `initdb as postgres in ${data}`, { output: made.out });
+  return cluster;
+}
+
+/** Starts the cluster and loads pgbench's tables at `scale`. */
+function startAndLoad(t: Tap, cluster: Cluster, scale: number): void {
   const started = cluster.start();
-  t.equal(started.status, 0, 'postgres starts on the mount',
+  t.equal(started.status, 0, `postgres starts in ${cluster.pgdata}`,
     { output: started.out, log: logOf(cluster) });
-  const loaded = cluster.pgbench(['-i', '-s', String(SCALE), '-q']);
-  t.equal(loaded.status, 0, `pgbench -i -s ${SCALE}`, { output: loaded.out });
+  const loaded = cluster.pgbench(['-i', '-s', String(scale), '-q']);
+  t.equal(loaded.status, 0, `pgbench -i -s ${scale}`, { output: loaded.out });
+}
+
+/** A cluster in <demo>/data/pg, started on the mount, with pgbench's tables loaded. */
+function initCluster(t: Tap, bin: string, demo: DemoHandle): Cluster {
+  const cluster = newCluster(t, bin, demo.data);
+  startAndLoad(t, cluster, SCALE);
   return cluster;
 }
 
@@ -211,10 +224,10 @@ function numbers(cluster: Cluster): Numbers {
 }
 
 /** Checks pgbench's per-transaction invariant: every balance sum equals the history's deltas. */
-function checkBalances(t: Tap, n: Numbers, where: string): void {
-  t.equal(n.accounts, 100_000 * SCALE, `${where}: every pgbench_accounts row is there`);
-  t.equal(n.branches, SCALE, `${where}: pgbench_branches rows`);
-  t.equal(n.tellers, 10 * SCALE, `${where}: pgbench_tellers rows`);
+function checkBalances(t: Tap, n: Numbers, where: string, scale = SCALE): void {
+  t.equal(n.accounts, 100_000 * scale, `${where}: every pgbench_accounts row is there`);
+  t.equal(n.branches, scale, `${where}: pgbench_branches rows`);
+  t.equal(n.tellers, 10 * scale, `${where}: pgbench_tellers rows`);
   t.equal(n.abalance, n.delta, `${where}: sum(abalance) = sum(pgbench_history.delta)`);
   t.equal(n.bbalance, n.delta, `${where}: sum(bbalance) = sum(pgbench_history.delta)`);
   t.equal(n.tbalance, n.delta, `${where}: sum(tbalance) = sum(pgbench_history.delta)`);
@@ -338,4 +351,34 @@ if (reason !== undefined) {
       `(${recovered.history} history rows, ${acked} acknowledged, ${CLIENTS} clients)`);
     checksumsOfCopy(t, copy);
   });
+
+  t.test('postgres already in the directory keeps serving while the first sync copies it',
+    async (t) => {
+      // The database exists before the demo mounts over its directory, as on a server that
+      // adopts understudy; postgres is stopped for the mount and started right after it.
+      let source: Cluster | undefined;
+      const demo = await startDemo(t, 'app-pg-adopt', { untilMounted: true, prepare: (data) => {
+        source = newCluster(t, bin, data);
+        startAndLoad(t, source, SYNC_SCALE);
+        t.equal(source.stop('fast').status, 0, 'postgres stops before the mount');
+      } });
+      if (source === undefined) throw new Error('prepare did not run');
+      stopAtTeardown(t, source);  // again, so that it runs before the demo stops
+      const started = source.start();
+      t.equal(started.status, 0, 'postgres starts on the mount', { output: started.out });
+      const syncing = demo.status().targets.map((x) => x.state).join(', ');
+      t.comment(`target state when pgbench starts: ${syncing}`);
+      const bench = source.pgbench(['-n', '-c', String(CLIENTS), '-j', '2',
+        '-T', String(RUN_SECONDS)]);
+      t.equal(bench.status, 0, 'pgbench on the mount during and after the first sync',
+        { output: bench.out });
+      const expected = numbers(source);
+      checkBalances(t, expected, 'source', SYNC_SCALE);
+      t.equal(source.stop('fast').status, 0, 'postgres stops cleanly on the mount');
+
+      await replicaEqualsSource(t, demo);
+      const copy = startCopy(t, bin, demo, 'copy');
+      t.same(numbers(copy), expected, 'the copy of the replica has the source\'s numbers');
+      checksumsOfCopy(t, copy);
+    });
 }
