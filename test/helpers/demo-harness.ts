@@ -47,6 +47,14 @@ export interface DemoHandle {
   verify(): CliResult;
   /** Stops the demo with SIGTERM and returns its exit code (unmounts data/ and replica/). */
   stop(): Promise<number | null>;
+  /**
+   * SIGKILLs the demo (source and target at once) and waits for it to die. data/ stays a
+   * stale mount (ENOTCONN) until `clearStale`, so that applications still running never fall
+   * through to the directory underneath; the replica keeps what the target had applied.
+   */
+  crash(): Promise<void>;
+  /** Detaches the stale mount left on data/ by `crash` (`umount -l`). */
+  clearStale(): void;
   /** The demo's output so far, for assertion messages. */
   output(): string;
 }
@@ -182,6 +190,11 @@ export async function startDemo(t: TestLike, prefix: string, options: {
       child.kill('SIGTERM');
       return exited(child);
     },
+    crash: async () => {
+      child.kill('SIGKILL');
+      await exited(child);
+    },
+    clearStale: () => lazyUnmount(data),
     output: () => output,
   };
 }
