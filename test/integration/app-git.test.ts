@@ -8,6 +8,7 @@
 // `git fsck --full --strict` and has the same HEAD, branches, tag and history.
 // Needs root, /dev/fuse and git; skipped with the reason outside CI, failed under CI=true.
 import t from 'tap';
+import type { Test } from 'tap';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, renameSync, symlinkSync, unlinkSync, writeFileSync }
   from 'node:fs';
@@ -18,7 +19,6 @@ import { diffTrees, digestTree, formatDifferences } from '../helpers/tree-digest
 
 const FILES = Number(process.env['UNDERSTUDY_GIT_FILES'] ?? 400);
 
-type Tap = Parameters<Parameters<typeof t.test>[1]>[0];
 
 function skipReason(): string | undefined {
   const reason = integrationSkipReason();
@@ -28,7 +28,7 @@ function skipReason(): string | undefined {
 }
 
 /** A git runner in `repo` with no user or system config, and gc only when asked. */
-function gitIn(t: Tap, repo: string, home: string): (args: string[]) => string {
+function gitIn(t: Test, repo: string, home: string): (args: string[]) => string {
   const env = { ...process.env, HOME: home, GIT_CONFIG_NOSYSTEM: '1',
     GIT_AUTHOR_NAME: 'understudy', GIT_AUTHOR_EMAIL: 'understudy@example.invalid',
     GIT_COMMITTER_NAME: 'understudy', GIT_COMMITTER_EMAIL: 'understudy@example.invalid',

@@ -16,6 +16,7 @@
 // Needs root, /dev/fuse, the postgres user and PostgreSQL's server binaries (Debian:
 // postgresql); skipped with the reason outside CI, failed under CI=true.
 import t from 'tap';
+import type { Test } from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -177,7 +178,7 @@ function stopAtTeardown(t: TestLike, cluster: Cluster): void {
 }
 
 /** Makes a cluster with data checksums in <data>/pg, owned by postgres (not started). */
-function newCluster(t: Tap, bin: string, data: string): Cluster {
+function newCluster(t: Test, bin: string, data: string): Cluster {
   const pgdata = join(data, 'pg');
   mkdirSync(pgdata, { mode: 0o700 });
   const owner = ids('postgres');
@@ -191,7 +192,7 @@ function newCluster(t: Tap, bin: string, data: string): Cluster {
 }
 
 /** Starts the cluster and loads pgbench's tables at `scale`. */
-function startAndLoad(t: Tap, cluster: Cluster, scale: number): void {
+function startAndLoad(t: Test, cluster: Cluster, scale: number): void {
   const started = cluster.start();
   t.equal(started.status, 0, `postgres starts in ${cluster.pgdata}`,
     { output: started.out, log: logOf(cluster) });
@@ -200,13 +201,12 @@ function startAndLoad(t: Tap, cluster: Cluster, scale: number): void {
 }
 
 /** A cluster in <demo>/data/pg, started on the mount, with pgbench's tables loaded. */
-function initCluster(t: Tap, bin: string, demo: DemoHandle): Cluster {
+function initCluster(t: Test, bin: string, demo: DemoHandle): Cluster {
   const cluster = newCluster(t, bin, demo.data);
   startAndLoad(t, cluster, SCALE);
   return cluster;
 }
 
-type Tap = Parameters<Parameters<typeof t.test>[1]>[0];
 
 function logOf(cluster: Cluster): string {
   try {
@@ -239,7 +239,7 @@ function numbers(cluster: Cluster): Numbers {
 }
 
 /** Checks pgbench's per-transaction invariant: every balance sum equals the history's deltas. */
-function checkBalances(t: Tap, n: Numbers, where: string, scale = SCALE): void {
+function checkBalances(t: Test, n: Numbers, where: string, scale = SCALE): void {
   t.equal(n.accounts, 100_000 * scale, `${where}: every pgbench_accounts row is there`);
   t.equal(n.branches, scale, `${where}: pgbench_branches rows`);
   t.equal(n.tellers, 10 * scale, `${where}: pgbench_tellers rows`);
@@ -249,7 +249,7 @@ function checkBalances(t: Tap, n: Numbers, where: string, scale = SCALE): void {
 }
 
 /** Waits for the target, then: verify says identical and an independent walk agrees. */
-async function replicaEqualsSource(t: Tap, demo: DemoHandle): Promise<void> {
+async function replicaEqualsSource(t: Test, demo: DemoHandle): Promise<void> {
   await demo.caughtUp();
   const verified = demo.verify();
   t.equal(verified.status, 0, 'understudy verify demo: identical',
@@ -261,7 +261,7 @@ async function replicaEqualsSource(t: Tap, demo: DemoHandle): Promise<void> {
 }
 
 /** Copies the replica, starts postgres on the copy and runs pg_amcheck there. */
-function startCopy(t: Tap, bin: string, demo: DemoHandle, name: string): Cluster {
+function startCopy(t: Test, bin: string, demo: DemoHandle, name: string): Cluster {
   const copy = join(demo.dir, name);
   copyReplica(demo, copy);
   const cluster = new Cluster(bin, join(copy, 'pg'), socketDir(t, 'pgsock'));
@@ -277,7 +277,7 @@ function startCopy(t: Tap, bin: string, demo: DemoHandle, name: string): Cluster
 }
 
 /** Stops the copy cleanly and verifies every page checksum (pg_checksums needs it stopped). */
-function checksumsOfCopy(t: Tap, cluster: Cluster): void {
+function checksumsOfCopy(t: Test, cluster: Cluster): void {
   const stopped = cluster.stop('fast');
   t.equal(stopped.status, 0, 'the copy stops cleanly', { output: stopped.out });
   const checked = cluster.run('pg_checksums', ['--check', '-D', cluster.pgdata]);

@@ -11,6 +11,7 @@
 // Needs root, /dev/fuse and python3 with sqlite3; skipped with the reason outside CI, failed
 // under CI=true.
 import t from 'tap';
+import type { Test } from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -95,7 +96,6 @@ interface WriterFacts { rows: number; low: number; high: number; numbers: number
 interface CheckFacts { journal_mode: string; integrity: string[]; items: number;
   counter: number; writers: Record<string, WriterFacts> }
 
-type Tap = Parameters<Parameters<typeof t.test>[1]>[0];
 
 function python(script: string, args: string[]): { status: number | null; out: string } {
   const result = spawnSync('python3', ['-', ...args], { input: script, encoding: 'utf8' });
@@ -117,7 +117,7 @@ function acked(ackFile: string): number {
 }
 
 /** Makes <data>/db/test.db and starts the writers on it; they are killed at teardown. */
-function startWriters(t: Tap, demo: DemoHandle, count: number): { children: ChildProcess[];
+function startWriters(t: Test, demo: DemoHandle, count: number): { children: ChildProcess[];
   ackFiles: string[]; outputs: string[] } {
   mkdirSync(join(demo.data, 'db'));
   const db = join(demo.data, 'db', 'test.db');
@@ -148,7 +148,7 @@ function startWriters(t: Tap, demo: DemoHandle, count: number): { children: Chil
 }
 
 /** Waits for lag 0, then: verify says identical and an independent walk agrees. */
-async function replicaEqualsSource(t: Tap, demo: DemoHandle): Promise<void> {
+async function replicaEqualsSource(t: Test, demo: DemoHandle): Promise<void> {
   await demo.caughtUp();
   const verified = demo.verify();
   t.equal(verified.status, 0, 'understudy verify demo: identical',
@@ -160,7 +160,7 @@ async function replicaEqualsSource(t: Tap, demo: DemoHandle): Promise<void> {
 }
 
 /** Copies the replica and runs CHECK_PY on the copy's database. */
-function checkCopy(t: Tap, demo: DemoHandle): CheckFacts {
+function checkCopy(t: Test, demo: DemoHandle): CheckFacts {
   const copy = join(demo.dir, 'copy');
   copyReplica(demo, copy);
   // The writers never closed: the copy must be opened from its WAL, as after a crash.
