@@ -5,19 +5,33 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(fuse3 libfuse3-dev cmake g++ make pkg-config python3 attr util-linux iproute2 nftables)
-missing=()
-for pkg in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' \
-    || missing+=("$pkg")
-done
-if ((${#missing[@]})); then
+# Applications the integration suites run on the mount (test/integration/app-*.test.ts);
+# installed without recommends to keep the install short.
+app_packages=(postgresql git)
+missing_of() {
+  local pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' \
+      || echo "$pkg"
+  done
+}
+mapfile -t missing < <(missing_of "${packages[@]}")
+mapfile -t missing_apps < <(missing_of "${app_packages[@]}")
+if ((${#missing[@]} + ${#missing_apps[@]})); then
   if [ "$(id -u)" -ne 0 ]; then
-    echo "install.sh: missing Debian packages: ${missing[*]}; run this script as root" >&2
+    echo "install.sh: missing Debian packages: ${missing[*]} ${missing_apps[*]};" \
+      "run this script as root" >&2
     exit 1
   fi
-  echo "install.sh: installing ${missing[*]}"
+  echo "install.sh: installing ${missing[*]} ${missing_apps[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  if ((${#missing[@]})); then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  if ((${#missing_apps[@]})); then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${missing_apps[@]}" >/dev/null
+  fi
 fi
 if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
   echo "install.sh: Node.js 20 or newer is required (https://nodejs.org)" >&2

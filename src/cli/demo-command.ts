@@ -11,6 +11,8 @@ import { untilSignal } from './serve-command.js';
 export interface DemoCommandOptions {
   dir?: string;
   mode?: string;
+  /** The control socket (default DEMO_CONTROL_SOCKET); lets several demos run at once. */
+  socket?: string;
 }
 
 /** Where the demo serves `status`, so that `understudy status` with no flag finds it. */
@@ -47,7 +49,9 @@ export async function demoCommand(options: DemoCommandOptions): Promise<number> 
     await target.stop();
     throw error;
   }
-  const control = new ControlServer(DEMO_CONTROL_SOCKET);
+  const socket = resolvePath(options.socket ?? DEMO_CONTROL_SOCKET);
+  const flag = options.socket === undefined ? '' : ` --socket ${socket}`;
+  const control = new ControlServer(socket);
   const demoSource = source;
   control.handle('status', async () => ({ nodes: [await demoSource.status(),
     await target.status()] }));
@@ -62,9 +66,9 @@ export async function demoCommand(options: DemoCommandOptions): Promise<number> 
   say('Try, in another shell:');
   say(`  echo hello > ${data}/hello.txt && cat ${replica}/hello.txt`);
   say(`  mkdir ${data}/d && mv ${data}/hello.txt ${data}/d/ && ls -R ${replica}`);
-  say('  understudy status            (lag per target; --json for everything)');
-  say('  understudy verify demo       (compares data/ and replica/, by block checksums)');
-  say('  understudy sync demo         (brings the replica to the source by checksums)');
+  say(`  understudy status${flag}            (lag per target; --json for everything)`);
+  say(`  understudy verify demo${flag}       (compares data/ and replica/, by block checksums)`);
+  say(`  understudy sync demo${flag}         (brings the replica to the source by checksums)`);
   say(`  touch ${replica}/x           (refused: the replica is read-only while mirrored)`);
   say('Files that were in data/ before the demo started are copied by the first sync, which');
   say('runs on its own when the target first connects (`understudy status` shows its progress).');

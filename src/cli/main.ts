@@ -73,6 +73,8 @@ function program(setExit: (code: number) => void): Command {
     .description('a source and a target node in one process over loopback, to try it out')
     .option('--dir <dir>', 'where data/, replica/ and the state go', 'understudy-demo')
     .option('--mode <mode>', 'async or sync', 'async')
+    .option('--socket <path>', 'serve status, verify and sync here ' +
+      '(default: /run/understudy/demo.sock)')
     .action(async (options) => setExit(await demoCommand(options)));
   root.command('keygen')
     .description('make this node\'s TLS key and certificate; print the fingerprint')
