@@ -15,10 +15,17 @@ export const SILENCE_INTERVALS_DEFAULT = 3;
 /**
  * Decides when a link needs a heartbeat and when it is dead. Every message counts: sending
  * one defers the next heartbeat, hearing one proves the peer alive. Owns no timers.
+ *
+ * Time this side was not looking does not count as the peer's silence: when a tick comes
+ * later than nextTickAtMs() said by more than a heartbeat interval (our own event loop was
+ * stalled: a long GC, synchronous work, a frozen process), the lateness is added to the
+ * time last heard. Otherwise the timer that fires first after a stall would close a link
+ * whose peer's messages are waiting, unread, in the socket (Node runs timers before I/O).
  */
 export class LinkLiveness {
   #heardAtMs: number;
   #sentAtMs: number;
+  #dueAtMs: number;
   readonly silenceMsMax: number;
 
   constructor(readonly heartbeatIntervalMs: number, startedAtMs: number,
@@ -26,6 +33,7 @@ export class LinkLiveness {
     assert(heartbeatIntervalMs > 0 && silenceIntervals >= 1, 'positive intervals');
     this.#heardAtMs = startedAtMs;
     this.#sentAtMs = startedAtMs;
+    this.#dueAtMs = startedAtMs + heartbeatIntervalMs;
     this.silenceMsMax = heartbeatIntervalMs * silenceIntervals;
   }
 
@@ -40,12 +48,22 @@ export class LinkLiveness {
   }
 
   tick(nowMs: number): LivenessVerdict {
+    const lateMs = nowMs - this.#dueAtMs;
+    if (lateMs > this.heartbeatIntervalMs) {
+      this.#heardAtMs = Math.min(nowMs, this.#heardAtMs + lateMs);
+    }
     const silentMs = Math.max(0, nowMs - this.#heardAtMs);
-    return {
+    const verdict = {
       heartbeatDue: nowMs - this.#sentAtMs >= this.heartbeatIntervalMs,
       dead: silentMs > this.silenceMsMax,
       silentMs,
     };
+    // When the runner's next tick is due: as nextTickAtMs() will say once the heartbeat
+    // due now (if any) is sent.
+    this.#dueAtMs = Math.min(
+      verdict.heartbeatDue ? nowMs + this.heartbeatIntervalMs : this.#sentAtMs + this.heartbeatIntervalMs,
+      this.#heardAtMs + this.silenceMsMax + 1);
+    return verdict;
   }
 
   /** When tick() may next give another answer: the runner sets its timer to this. */
