@@ -1,7 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { mountCommand } from './mount-command.js';
 import { journalApplyCommand, journalDumpCommand } from './journal-command.js';
-import { reportError } from './output.js';
+import { endQuietlyOnClosedStdout, reportError } from './output.js';
 import { serveCommand } from './serve-command.js';
 import { statusCommand } from './status-command.js';
 import { demoCommand } from './demo-command.js';
@@ -90,6 +90,8 @@ function program(setExit: (code: number) => void): Command {
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
 export async function run(argv: string[]): Promise<number> {
   let exitCode = 0;
+  // The long-running commands keep going if their terminal goes away; the rest end quietly.
+  if (!['serve', 'demo', 'mount'].includes(argv[0] ?? '')) endQuietlyOnClosedStdout();
   try {
     await program((code) => { exitCode = code; }).parseAsync(argv, { from: 'user' });
     return exitCode;

@@ -1,5 +1,17 @@
 import { UnderstudyError } from '../core/index.js';
 
+/**
+ * For commands that print and end (status, verify, journal dump, ...): a reader that went
+ * away (`understudy status | head -3`) is not an error of ours, so stop quietly as other
+ * command-line tools do instead of dying on an unhandled EPIPE. Not for the daemons.
+ */
+export function endQuietlyOnClosedStdout(): void {
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(0);
+    throw error;
+  });
+}
+
 /** Writes one line for the operator on stdout. */
 export function say(line: string): void {
   process.stdout.write(`${line}\n`);

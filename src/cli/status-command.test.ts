@@ -30,3 +30,12 @@ t.test('a running verify and the last sync are shown; the state stays as it is',
     '  www -> beta: last sync 3 s ago: 5 files, 2.0 KiB in 1.5 s, 2 set aside in ' +
       '/var/lib/understudy/set-aside/www/x (on the target)']);
 });
+
+t.test('the last error stays after recovery, with its age', async (t) => {
+  const status = node({ state: 'in-sync', lastError: 'connect ECONNREFUSED 198.18.0.2:7400',
+    lastErrorAtMs: 10_000 });
+  t.equal(statusRows([status], 55_000)[1]?.[11], 'connect ECONNREFUSED 198.18.0.2:7400 (45 s ago)');
+  t.equal(statusRows([status], 10_000 + 3 * 3600_000)[1]?.[11],
+    'connect ECONNREFUSED 198.18.0.2:7400 (3 h ago)');
+  t.equal(statusRows([node({})], 55_000)[1]?.[11], '-', 'no error: a dash');
+});

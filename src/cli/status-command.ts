@@ -15,6 +15,15 @@ function cell(value: unknown): string {
   return String(value);
 }
 
+/** The last error with its age: it stays after recovery, so the age tells old from new. */
+function errorCell(error: string | null, atMs: number | null | undefined, nowMs: number): string {
+  if (error === null) return '-';
+  if (atMs === null || atMs === undefined) return error;
+  const s = Math.max(0, Math.round((nowMs - atMs) / 1000));
+  const age = s < 120 ? `${s} s` : s < 7200 ? `${Math.round(s / 60)} min` : `${Math.round(s / 3600)} h`;
+  return `${error} (${age} ago)`;
+}
+
 function bytesText(bytes: number | null): string {
   if (bytes === null) return '-';
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -28,7 +37,7 @@ function bytesText(bytes: number | null): string {
 }
 
 /** The rows of the status table: one per (vault, target) on a source, one per received vault. */
-export function statusRows(nodes: readonly NodeStatus[]): string[][] {
+export function statusRows(nodes: readonly NodeStatus[], nowMs = Date.now()): string[][] {
   const rows: string[][] = [['NODE', 'VAULT', 'ROLE', 'PEER', 'STATE', 'JOURNAL', 'ACKED',
     'LAG', 'LAG BYTES', 'LAG S', 'ADDRESS', 'LAST ERROR']];
   for (const node of nodes) {
@@ -41,12 +50,13 @@ export function statusRows(nodes: readonly NodeStatus[]): string[][] {
             : `syncing ${percent === null ? t.sync.phase : `${Math.floor(percent)}%`}`;
           rows.push([node.node, vault.vault, `source/${mode}`, t.node, state,
             cell(vault.journal.lastSeq), cell(t.ackedSeq), cell(t.lagRecords),
-            bytesText(t.lagBytes), cell(t.lagSeconds), cell(t.address), cell(t.lastError)]);
+            bytesText(t.lagBytes), cell(t.lagSeconds), cell(t.address),
+            errorCell(t.lastError, t.lastErrorAtMs, nowMs)]);
         }
       } else {
         rows.push([node.node, vault.vault, vault.readOnly ? 'target/ro' : 'target', vault.source,
           vault.state, '-', cell(vault.checkpointSeq), '-', '-', '-', '-',
-          cell(vault.lastError)]);
+          errorCell(vault.lastError, vault.lastErrorAtMs, nowMs)]);
       }
     }
   }

@@ -490,7 +490,7 @@ export class Node {
         const last = this.#sync?.last(name, f.node) ?? null;
         const verify = this.#verify?.active().find((a) => a.vault === name && a.target === f.node);
         targets.push({ node: f.node, state: f.state, ackedSeq: f.ackedSeq, ...lag,
-          address: f.address, lastError: f.lastError, sync: sync ?? null,
+          address: f.address, lastError: f.lastError, lastErrorAtMs: f.lastErrorAtMs, sync: sync ?? null,
           lastSync: last === null ? null : { endedAtMs: last.endedAtMs, entries: last.entries,
             dataBytes: last.dataBytes, setAside: last.setAside,
             setAsideFolder: last.setAsideFolder, passes: last.passes, elapsedMs: last.elapsedMs },

@@ -17,6 +17,8 @@ export interface TargetStatus {
   lagSeconds: number | null;
   address: string | null;
   lastError: string | null;
+  /** When lastError was set; it stays after recovery, so status shows its age. */
+  lastErrorAtMs?: number | null;
   /** A sync of this target in progress (manual or automatic), with its progress. */
   sync?: SyncActivity | null;
   /** The last sync of this target that finished in this daemon's life. */

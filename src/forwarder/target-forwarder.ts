@@ -66,6 +66,8 @@ export interface TargetForwarderStatus {
   sentSeq: number;
   address: string | null;
   lastError: string | null;
+  /** When lastError was set (it stays after recovery: status shows its age). */
+  lastErrorAtMs: number | null;
   inFlightBytes: number;
 }
 
@@ -107,6 +109,7 @@ export class TargetForwarder {
   #writtenSeq = 0;
   #address: number | null = null;
   #lastError: string | null = null;
+  #lastErrorAtMs: number | null = null;
   #window: SendWindow;
   #link: ForwardLink | null = null;
   #end: ((outcome: Outcome) => void) | null = null;
@@ -151,7 +154,7 @@ export class TargetForwarder {
     this.#running ??= this.#run().catch((error: unknown) => {
       this.#o.log.error({ err: error, vault: this.#o.vault, target: this.#o.target },
         'forwarder failed');
-      this.#lastError = String(error);
+      this.#setError(String(error));
       this.#setState('disconnected');
     });
   }
@@ -165,7 +168,7 @@ export class TargetForwarder {
 
   /** Retention dropped this target: the link ends and the next one resyncs (a sync follows). */
   markNeedsResync(reason: string): void {
-    this.#lastError = reason;
+    this.#setError(reason);
     this.#resyncReason = reason;
     this.#syncPending = true;
     this.#syncEndSeq = null;
@@ -179,7 +182,8 @@ export class TargetForwarder {
     return {
       node: this.#o.target, state: this.#state, ackedSeq: this.#ackedSeq, sentSeq: this.#sentSeq,
       address: this.#address === null ? null : this.#o.addresses[this.#address] ?? null,
-      lastError: this.#lastError, inFlightBytes: this.#window.bytes,
+      lastError: this.#lastError, lastErrorAtMs: this.#lastErrorAtMs,
+      inFlightBytes: this.#window.bytes,
     };
   }
 
@@ -243,17 +247,22 @@ export class TargetForwarder {
     }
   }
 
+  #setError(message: string): void {
+    this.#lastError = message;
+    this.#lastErrorAtMs = Date.now();
+  }
+
   #failed(reason: string): void {
     // A target owed a resync keeps saying why in status, whatever the dial errors are.
-    this.#lastError = this.#resyncOwed && this.#resyncReason !== null
-      ? `${this.#resyncReason} (since then: ${reason})` : reason;
+    this.#setError(this.#resyncOwed && this.#resyncReason !== null
+      ? `${this.#resyncReason} (since then: ${reason})` : reason);
     this.#o.log.warn({ vault: this.#o.vault, target: this.#o.target, reason }, 'link to target');
   }
 
   #needsResync(reason: string): void {
     const first = this.#state !== 'needs-resync' || this.#lastError !== reason;
     this.#setState('needs-resync');
-    this.#lastError = reason;
+    this.#setError(reason);
     this.#resyncReason = reason;
     if (first) {
       this.#o.log.error({ vault: this.#o.vault, target: this.#o.target, reason },

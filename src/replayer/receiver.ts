@@ -65,6 +65,8 @@ export interface ReceiverVaultStatus {
   checkpointSeq: number;
   epoch: number;
   lastError: string | null;
+  /** When lastError was set (it stays after recovery: status shows its age). */
+  lastErrorAtMs: number | null;
 }
 
 interface Session {
@@ -79,6 +81,7 @@ interface VaultSlot {
   checkpoint: Checkpoint | null;
   session: Session | null;
   lastError: string | null;
+  lastErrorAtMs: number | null;
   /** Serialises sessions: a new link waits until the old one applies nothing more. */
   turn: Promise<void>;
   /** Serialises batches with set-aside: nothing moves in the replica while one applies. */
@@ -106,7 +109,7 @@ export class Receiver {
     for (const vault of options.vaults) {
       this.#vaults.set(vault.name, vault);
       this.#slots.set(vault.name, { vault, checkpoint: vault.checkpoints.load(), session: null,
-        lastError: null, turn: Promise.resolve(), exclusive: Promise.resolve() });
+        lastError: null, lastErrorAtMs: null, turn: Promise.resolve(), exclusive: Promise.resolve() });
     }
   }
 
@@ -133,7 +136,7 @@ export class Receiver {
       vault: slot.vault.name, source: slot.vault.source, replica: slot.vault.replica,
       state: slot.session === null ? 'waiting' : 'linked',
       checkpointSeq: slot.checkpoint?.seq ?? 0, epoch: slot.checkpoint?.epoch ?? 0,
-      lastError: slot.lastError,
+      lastError: slot.lastError, lastErrorAtMs: slot.lastErrorAtMs,
     }));
   }
 
@@ -307,6 +310,7 @@ export class Receiver {
     const refusal = checkBatch(batch, vault, checkpoint);
     if (refusal !== null) {
       slot.lastError = refusal.message;
+      slot.lastErrorAtMs = Date.now();
       this.#refuse(link, refusal, vault, peer);
       return false;
     }
@@ -324,6 +328,7 @@ export class Receiver {
         message: `vault ${vault}: applying seq ${batch.firstSeq}..${batch.lastSeq} failed: ` +
           `${e.message ?? String(error)}` };
       slot.lastError = refusal.message;
+      slot.lastErrorAtMs = Date.now();
       this.#o.log.error({ err: error, vault }, 'batch not applied');
       this.#refuse(link, refusal, vault, peer);
       return false;
@@ -335,6 +340,7 @@ export class Receiver {
     if (result.errors.length > 0) {
       const e = result.errors[result.errors.length - 1];
       slot.lastError = `seq ${e?.seq} ${e?.kind} ${e?.path}: ${e?.code}`;
+      slot.lastErrorAtMs = Date.now();
     }
     const after = afterApply(batch, result, checkpoint);
     if (after.durableSeq > checkpoint.seq || slot.checkpoint === null) {
@@ -348,6 +354,7 @@ export class Receiver {
     if (stored !== null) this.#send(link, liveness, ackFor(vault, stored));
     if (after.stopped !== null) {
       slot.lastError = after.stopped.message;
+      slot.lastErrorAtMs = Date.now();
       this.#refuse(link, after.stopped, vault, peer);
       return false;
     }
