@@ -202,6 +202,17 @@ struct Ctx {
     return outcome;
   }
   Outcome fail(std::string_view path, int err, const std::string& what) {
+    // The replica's file system cannot take anything now (full, over quota, read-only, I/O
+    // errors): going on would checkpoint past a record that is not there, and the replica
+    // would silently miss it. Stop here instead; the source keeps the record and sends it
+    // again from this seq once the link is back, until the disk can take it (invariant 6).
+    if (err == ENOSPC || err == EDQUOT || err == EROFS || err == EIO) {
+      return report(path, errno_name(err),
+                    what + " (" + std::strerror(err) + "); the batch stopped here and is " +
+                        "retried from this record: make room on (or repair) the replica's " +
+                        "file system",
+                    Outcome::FATAL);
+    }
     return report(path, errno_name(err), what + " (" + std::strerror(err) + ")",
                   Outcome::FAILED);
   }

@@ -36,11 +36,14 @@ t.test('on a lower address, probes the better ones every interval and moves back
   t.equal(p.current, null);
 });
 
-t.test('a lost link starts from the top after a backoff; a success resets it', async (t) => {
+t.test('a lost link starts from the top after a backoff; a fruitful one resets it', async (t) => {
   const p = plan(2);
   p.connected(0, 0);
-  t.same(p.lost(100), { index: 0, atMs: 150 });
-  t.same(p.lost(200), { index: 0, atMs: 300 });
+  t.same(p.lost(100, false), { index: 0, atMs: 150 });
+  p.connected(0, 150);
+  t.same(p.lost(200, false), { index: 0, atMs: 300 }, 'no progress: the delay grows');
   p.connected(0, 300);
-  t.same(p.lost(400), { index: 0, atMs: 450 });
+  t.same(p.lost(400, true), { index: 0, atMs: 450 }, 'progress: back to the base delay');
+  p.connected(0, 450);
+  t.same(p.lost(500), { index: 0, atMs: 550 }, 'fruitful unless told otherwise');
 });

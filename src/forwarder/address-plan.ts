@@ -43,18 +43,23 @@ export class AddressPlan {
     return { index: 0, atMs: nowMs + this.backoff.next() };
   }
 
-  /** A link is up on `index`. */
+  /** A link is up on `index` (the backoff starts over only once it proved fruitful: lost). */
   connected(index: number, nowMs: number): void {
     this.#check(index);
     this.#current = index;
-    this.backoff.reset();
     this.#probeAtMs = index > 0 ? nowMs + this.probeIntervalMs : null;
   }
 
-  /** The link died: start a new round from the top after a backoff delay. */
-  lost(nowMs: number): DialStep {
+  /**
+   * The link died: start a new round from the top after a backoff delay. `fruitful`: the
+   * link moved acks forward or lived long, so the backoff starts over; a link that ended
+   * without progress (the target refused or stopped at once, say on a full disk) backs off
+   * further, as a failed dial does, instead of redialing at the base delay forever.
+   */
+  lost(nowMs: number, fruitful = true): DialStep {
     this.#current = null;
     this.#probeAtMs = null;
+    if (fruitful) this.backoff.reset();
     return { index: 0, atMs: nowMs + this.backoff.next() };
   }
 

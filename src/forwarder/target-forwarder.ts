@@ -229,7 +229,11 @@ export class TargetForwarder {
       }
       this.#plan.connected(step.index, this.#now());
       this.#address = step.index;
+      const ackedBefore = this.#ackedSeq;
+      const startedAtMs = this.#now();
       const outcome = await this.#session(link);
+      const fruitful = this.#ackedSeq > ackedBefore ||
+        this.#now() - startedAtMs >= this.#plan.backoff.maxMs;
       this.#address = null;
       this.#window.clear();
       if (outcome.kind === 'move') {
@@ -242,7 +246,7 @@ export class TargetForwarder {
       } else if (outcome.kind === 'lost') {
         this.#failed(outcome.reason);
         this.#setState('disconnected');
-        step = this.#plan.lost(this.#now());
+        step = this.#plan.lost(this.#now(), fruitful);
       }
     }
   }
@@ -279,12 +283,15 @@ export class TargetForwarder {
     const delayMs = atMs - this.#now();
     if (delayMs <= 0) return;
     await new Promise<void>((resolve) => {
+      const signal = this.#stop.signal;
       const timer = setTimeout(done, delayMs);
       function done(): void {
         clearTimeout(timer);
+        // A listener per sleep would pile up on the forwarder's lifelong signal.
+        signal.removeEventListener('abort', done);
         resolve();
       }
-      this.#stop.signal.addEventListener('abort', done, { once: true });
+      signal.addEventListener('abort', done, { once: true });
     });
   }
 

@@ -90,12 +90,16 @@ export interface AfterApply {
  * The seq a batch makes durable: its lastSeq, or the seq before `stoppedAt` (never past it).
  * Pure.
  */
-export function afterApply(batch: BatchMessage, result: { lastSeq: number; stoppedAt?: number },
+export function afterApply(batch: BatchMessage,
+  result: { lastSeq: number; stoppedAt?: number;
+    errors?: readonly { seq: number; code: string; message: string }[] },
   checkpoint: Checkpoint): AfterApply {
   if (result.stoppedAt !== undefined) {
+    const why = result.errors?.find((e) => e.seq === result.stoppedAt);
     return { durableSeq: Math.max(checkpoint.seq, Math.min(result.stoppedAt - 1, batch.lastSeq)),
       stopped: { code: 'RECEIVER_APPLY_STOPPED', message: `vault ${checkpoint.vault}: the ` +
-        `replica cannot apply seq ${result.stoppedAt}; see the target's log` } };
+        `replica cannot apply seq ${result.stoppedAt}` +
+        (why === undefined ? '; see the target\'s log' : ` (${why.code}): ${why.message}`) } };
   }
   return { durableSeq: Math.max(checkpoint.seq, batch.lastSeq), stopped: null };
 }
