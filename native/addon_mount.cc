@@ -277,6 +277,10 @@ Napi::Value js_mount_stats(const Napi::CallbackInfo& info) {
   num("inodes", s.inodes);
   num("evictions", s.evictions);
   num("fdReserveUsed", s.fd_reserve_used);
+  num("unjournaled", s.unjournaled);
+  out.Set("journalDown", Napi::Boolean::New(env, s.journal_down));
+  out.Set("journalError", s.journal_error == 0 ? env.Null()
+                                               : Napi::String::New(env, strerrorname_np(s.journal_error) != nullptr ? strerrorname_np(s.journal_error) : "EUNKNOWN"));
   num("ackedSeq", s.acked_seq);
   out.Set("syncMode", Napi::String::New(env, s.sync_mode ? "sync" : "async"));
   out.Set("degraded", Napi::Boolean::New(env, s.degraded));

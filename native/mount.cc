@@ -457,6 +457,9 @@ MountStatsSnapshot Mount::stats() {
   s.inodes = table_->size();
   s.evictions = ctx_->counters.evictions.load(std::memory_order_relaxed);
   s.fd_reserve_used = ctx_->counters.fd_reserve_used.load(std::memory_order_relaxed);
+  s.journal_down = ctx_->journal_down.load(std::memory_order_relaxed);
+  s.journal_error = s.journal.error;
+  s.unjournaled = ctx_->counters.unjournaled.load(std::memory_order_relaxed);
   s.acked_seq = ctx_->sync.acked();
   s.sync_mode = ctx_->sync.policy().sync;
   s.degraded = ctx_->sync.degraded();

@@ -52,6 +52,9 @@ struct MountStatsSnapshot {
   uint64_t inodes;           // held by the inode table (one fd each)
   uint64_t evictions;        // kernel entries asked to be dropped (fd budget)
   uint64_t fd_reserve_used;  // opens that met EMFILE and went on with a spare fd
+  bool journal_down;         // the journal failed for good: changes are not journaled
+  int journal_error;         // its errno, 0 if none
+  uint64_t unjournaled;      // changes applied since, without records
   uint64_t acked_seq;
   bool sync_mode;  // fsync waits for acks now
   bool degraded;   // a timeout switched sync to async (cleared by a new sync policy)

@@ -183,12 +183,37 @@ int check_direct(Inode& inode, const fuse_file_info* fi, off_t offset, size_t si
 struct Journaled;
 bool want_record(OpsContext& c, Inode& inode, const struct stat& st, Journaled* j);
 
+// The journal failed for good (its disk is full, or failing: journal_writer.h). From then
+// on the mount keeps serving the application from the backing, without records: a change
+// that was applied is replied as it went on the backing (an application told EIO for a
+// change that happened would be worse than a replica that misses it), counted in
+// `unjournaled`, and the daemon marks every target needs-resync (docs/native-mount.md,
+// "When the journal fails").
+void note_journal_failure(OpsContext& c) {
+  if (c.journal->stats().error != 0 && !c.journal_down.exchange(true)) {
+    std::fprintf(stderr, "understudy: the journal failed: changes are applied to the backing "
+                         "but no longer journaled; every target needs a resync\n");
+  }
+}
+
+// fsync (or an O_DSYNC write) whose journal could not be made durable: the data is durable on
+// the backing. Async: that is all an fsync promises, so it succeeds once the journal is down.
+// Sync mode promises the targets have it too, which they cannot now: EIO, unless the vault
+// degrades to async on a timeout.
+int journal_down_fsync(OpsContext& c) {
+  if (!c.journal_down.load(std::memory_order_relaxed)) return EIO;
+  const SyncPolicy policy = c.sync.policy();
+  if (policy.sync && !policy.degrade) return EIO;
+  return 0;
+}
+
 // Appends the record in tl_payload. Returns its seq, or 0 with the failure counted.
 uint64_t enqueue(OpsContext& c, RecordKind kind) {
   int err = 0;
   const uint64_t seq = c.journal->enqueue(kind, tl_payload.data(), tl_payload.size(), &err);
   if (seq == 0) {
     c.counters.journal_errors.fetch_add(1, std::memory_order_relaxed);
+    note_journal_failure(c);
     return 0;
   }
   uint64_t cur = c.last_enqueued.load(std::memory_order_relaxed);
@@ -211,12 +236,20 @@ struct Journaled {
     else seq = s;
   }
   int settle(OpsContext& c) const {
-    if (failed) return EIO;
+    if (failed) return unjournaled(c);
     if (seq == 0) return 0;
     if (c.journal->wait_written(seq) != 0) {
       c.counters.journal_errors.fetch_add(1, std::memory_order_relaxed);
-      return EIO;
+      note_journal_failure(c);
+      return unjournaled(c);
     }
+    return 0;
+  }
+  // Applied, not journaled: EIO while the journal works (an op-level failure), the op's own
+  // outcome once the journal is down (every target gets a resync then).
+  static int unjournaled(OpsContext& c) {
+    if (!c.journal_down.load(std::memory_order_relaxed)) return EIO;
+    c.counters.unjournaled.fetch_add(1, std::memory_order_relaxed);
     return 0;
   }
 };
@@ -1406,7 +1439,8 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off
   if (err == 0 && j.seq != 0 && (fi->flags & O_DSYNC)) {
     if (c.journal->sync_to(j.seq) != 0) {
       c.counters.journal_errors.fetch_add(1, std::memory_order_relaxed);
-      err = EIO;
+      note_journal_failure(c);
+      err = journal_down_fsync(c);
     } else {
       err = c.sync.wait(j.seq, c.counters);  // sync mode: on the in-sync targets too
     }
@@ -1434,7 +1468,8 @@ int sync_inode(OpsContext& c, Inode& inode, int fd, int datasync) {
   if (seq == 0) return 0;
   if (c.journal->sync_to(seq) != 0) {
     c.counters.journal_errors.fetch_add(1, std::memory_order_relaxed);
-    return EIO;
+    note_journal_failure(c);
+    return journal_down_fsync(c);
   }
   return c.sync.wait(seq, c.counters);
 }

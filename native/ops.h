@@ -54,6 +54,7 @@ struct OpCounters {
   std::atomic<uint64_t> ops[OP_COUNT] = {};
   std::atomic<uint64_t> fd_reserve_used{0};    // EMFILE met, a spare fd given back, retried
   std::atomic<uint64_t> evictions{0};          // cached kernel entries asked to be dropped
+  std::atomic<uint64_t> unjournaled{0};        // applied after the journal failed: no record
   std::atomic<uint64_t> journal_errors{0};     // applied to the backing, not journaled: EIO
   std::atomic<uint64_t> unnamed_mutations{0};  // inode with links but no known name
   std::atomic<uint64_t> path_too_long{0};      // refused before applying: ENAMETOOLONG
@@ -118,6 +119,7 @@ struct OpsContext {
   // inode table's own mutex. Exclusive for name changes, shared for data/attr mutations.
   std::shared_mutex namespace_lock;
   std::atomic<uint64_t> last_enqueued{0};  // newest seq enqueued by these ops
+  std::atomic<bool> journal_down{false};   // the journal failed for good: ops.cc, note_journal_failure
   // FUSE_HANDLE_KILLPRIV_V2 (set up by mount.cc's device I/O): the kernel skips its
   // security.capability check before every write and leaves killing setuid/setgid to us.
   std::atomic<uint64_t> init_unique{0};           // the INIT request, until replied

@@ -49,7 +49,13 @@ interface SourceVault {
   forwarders: TargetForwarder[];
   /** When a sync-mode timeout degraded the vault to async; null when not degraded. */
   degradedAtMs: number | null;
+  /** Looks for a failed journal (JOURNAL_WATCH_MS); when it failed, or null. */
+  journalWatch: NodeJS.Timeout | null;
+  journalDownAtMs: number | null;
 }
+
+/** How often a source vault's journal is checked for a failure (its disk full or failing). */
+const JOURNAL_WATCH_MS = 1000;
 
 interface TargetVault {
   config: VaultConfig & { replica: string };
@@ -285,6 +291,8 @@ export class Node {
     signal: AbortSignal): Promise<void> {
     const sync = this.#sync;
     if (sync === null) return forwarder.syncFailed('the node has no sync service yet');
+    // A sync travels through the journal: none can run until it works again (restart).
+    if (source.mount.stats().journalDown) return forwarder.syncFailed(journalDownReason(source));
     try {
       const summary = await sync.syncQueued(this.#syncSource(source), target, signal);
       forwarder.syncDone(summary.endSeq);
@@ -383,8 +391,11 @@ export class Node {
       onDegraded: () => { if (source !== null) this.#degraded(source); } });
     mkdirSync(dirname(marker), { recursive: true, mode: 0o700 });
     writeFileSync(marker, `${process.pid}\n`);
-    source = { config: vault, mount, filter, journalDir, keeper, forwarders, degradedAtMs: null };
+    source = { config: vault, mount, filter, journalDir, keeper, forwarders, degradedAtMs: null,
+      journalWatch: null, journalDownAtMs: null };
     const synced = source;
+    source.journalWatch = setInterval(() => this.#watchJournal(synced), JOURNAL_WATCH_MS);
+    source.journalWatch.unref();
     this.#log.info({ vault: vault.name, path: vault.path, journalDir, epoch, mode: vault.mode,
       ...(vault.mode === 'sync' ? vault.sync : {}) }, 'vault mounted');
     for (const target of vault.targets) {
@@ -474,6 +485,24 @@ export class Node {
     return this.#sync.sync(params, emit);
   }
 
+  /**
+   * Invariant 6 when the journal's disk fills up or fails: the mount keeps serving the
+   * application from the backing without records (native/ops.cc), so every target misses
+   * changes from then on. They are marked needs-resync (persisted: a restart with room on
+   * the journal's disk resyncs them) and it is logged once, with what to do.
+   */
+  #watchJournal(source: SourceVault): void {
+    if (source.journalDownAtMs !== null || !source.mount.stats().journalDown) return;
+    source.journalDownAtMs = Date.now();
+    const reason = journalDownReason(source);
+    this.#log.error({ vault: source.config.name, journalDir: source.journalDir,
+      error: source.mount.stats().journalError }, reason);
+    for (const forwarder of source.forwarders) {
+      source.keeper.needsResync(forwarder.status().node, reason);
+      forwarder.markNeedsResync(reason);
+    }
+  }
+
   /** The node's state for `understudy status`. */
   async status(): Promise<NodeStatus> {
     const now = Date.now();
@@ -509,7 +538,8 @@ export class Node {
         path: source.config.path,
         journal: { lastSeq: stats.lastSeq, writtenSeq: stats.writtenSeq,
           durableSeq: stats.durableSeq, firstSeq: extent.firstSeq, segments: extent.segments,
-          bytes: extent.bytes },
+          bytes: extent.bytes, error: stats.journalDown ? stats.journalError : null,
+          unjournaled: stats.unjournaled },
         targets,
       };
       vaults.push(status);
@@ -539,6 +569,7 @@ export class Node {
     };
     for (const control of this.#controls) await step('control socket', () => control.close());
     for (const source of this.#sources) {
+      if (source.journalWatch !== null) clearInterval(source.journalWatch);
       for (const f of source.forwarders) await step('forwarder', () => f.stop());
     }
     for (const server of this.#servers) await step('listener', () => server.close());
@@ -558,4 +589,12 @@ export class Node {
       await step(`read-only bind of ${target.config.replica}`, () => target.unprotect?.());
     }
   }
+}
+
+function journalDownReason(source: SourceVault): string {
+  const error = source.mount.stats().journalError ?? 'an I/O error';
+  return `the journal of vault ${source.config.name} failed (${error}): the application keeps ` +
+    'writing to the source, but no change is journaled or mirrored; every target needs a ' +
+    `resync: make room on (or repair) ${source.journalDir}'s file system and restart the ` +
+    'daemon';
 }

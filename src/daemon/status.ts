@@ -42,7 +42,9 @@ export interface SourceVaultStatus {
   sync: { ackedSeq: number; waits: number; timeouts: number } | null;
   path: string;
   journal: { lastSeq: number; writtenSeq: number; durableSeq: number; firstSeq: number | null;
-    segments: number; bytes: number };
+    segments: number; bytes: number;
+    /** The journal failed for good (errno name): changes are applied but not mirrored. */
+    error?: string | null; unjournaled?: number };
   targets: TargetStatus[];
 }
 

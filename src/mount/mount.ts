@@ -64,6 +64,12 @@ export interface MountStats {
   inodes: number; evictions: number;
   /** Opens that met EMFILE and went on with a spare fd. */
   fdReserveUsed: number;
+  /**
+   * The journal failed for good (journalError: its errno name, e.g. ENOSPC): the mount keeps
+   * serving from the backing without records (`unjournaled` changes since); every target
+   * needs a resync, and the journal works again after a restart with room on its disk.
+   */
+  journalDown: boolean; journalError: string | null; unjournaled: number;
   ackedSeq: number;
   /** What fsync does now; 'async' after a degrade. */
   syncMode: 'async' | 'sync';

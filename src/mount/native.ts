@@ -85,6 +85,7 @@ export interface NativeMountStats {
   unnamedMutations: number; pathTooLong: number; syncWaits: number; syncTimeouts: number;
   unmirrored: number; entered: number; left: number;
   inodes: number; evictions: number; fdReserveUsed: number;
+  unjournaled: number; journalDown: boolean; journalError: string | null;
   ackedSeq: number; syncMode: 'async' | 'sync'; degraded: boolean; ops: Record<string, number>;
 }
 
