@@ -60,6 +60,9 @@ struct MountHandle {
   std::shared_ptr<Notifier> notifier;  // null without onWritten
   std::atomic<bool> unmount_started{false};
   std::atomic<bool> unmounted{false};
+  // unmount() ran to its end, even if it failed (e.g. the journal could not be closed): the
+  // session is gone and nothing calls the notifier any more.
+  std::atomic<bool> torn_down{false};
 };
 
 Napi::Error make_error(Napi::Env env, const MountFailure& f) {
@@ -176,6 +179,11 @@ MountOptions parse_options(const Napi::Object& o) {
 
 void finalize_handle(Napi::Env, MountHandle* handle) {
   if (handle->unmounted.load()) {
+    delete handle;
+    return;
+  }
+  if (handle->torn_down.load()) {  // an unmount that failed (its promise rejected)
+    if (handle->notifier) handle->notifier->tsfn.Release();
     delete handle;
     return;
   }
@@ -318,7 +326,10 @@ Napi::Value js_mount_unmount(const Napi::CallbackInfo& info) {
   auto* worker = new PromiseWorker(
       info.Env(),
       [h, first](MountFailure* failure) {
-        if (first) h->mount->unmount(failure);
+        if (first) {
+          h->mount->unmount(failure);
+          h->torn_down.store(true);
+        }
       },
       [h, first](Napi::Env env) -> Napi::Value {
         if (first) {

@@ -77,8 +77,11 @@ if (reason !== undefined) {
     spawnSync('setfattr', ['-n', 'user.color', '-v', 'blue', join(data, 'dir/f9')]);
     const lastSeq = (s: NodeStatus): number =>
       s.vaults[0]?.role === 'source' ? s.vaults[0].journal.lastSeq : -1;
+    // Settled: every record acked and the automatic first sync over (a sync still running
+    // would repair the differences planted below before verify could see them).
     await waitFor(source, (s) => s.vaults[0]?.role === 'source' && lastSeq(s) > 0 &&
-      s.vaults[0].targets.every((x) => x.ackedSeq === lastSeq(s)));
+      s.vaults[0].targets.every((x) => x.ackedSeq === lastSeq(s) && x.state === 'in-sync' &&
+        (x.sync ?? null) === null));
 
     const events: Record<string, unknown>[] = [];
     const same = await request(control, 'verify', { vault: 'v' }, (e) => events.push(e)) as
