@@ -178,10 +178,14 @@ export class SegmentReader {
     let filled = 0;
     try {
       while (at + filled < this.#buffer.length) {
-        const { bytesRead } = await this.file.read(this.#buffer, at + filled,
-          this.#buffer.length - at - filled, offset + filled);
-        if (bytesRead === 0) break;
+        const asked = this.#buffer.length - at - filled;
+        const { bytesRead } = await this.file.read(this.#buffer, at + filled, asked,
+          offset + filled);
         filled += bytesRead;
+        // A short read is the end of the file now: with the bytes asked for in hand, a read
+        // more only to hear 0 would double the reads of a reader following the tail. Short
+        // of them, reading on until 0 tells a record being written from a partial read.
+        if (bytesRead === 0 || (bytesRead < asked && filled >= bytes)) break;
       }
     } catch (error) {
       this.#windowBytes = 0;
