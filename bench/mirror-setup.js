@@ -84,9 +84,13 @@ export async function startUnderstudy(rig) {
     try { return (await request(socket[host], 'status')).nodes[0] ?? null; } catch { return null; }
   };
   const daemons = {};
+  // UNDERSTUDY_BENCH_CPU_PROF=<dir>: V8 CPU profiles of the daemons (where time goes).
+  const prof = process.env.UNDERSTUDY_BENCH_CPU_PROF;
+  const profile = prof === undefined || prof === '' ? []
+    : ['--cpu-prof', `--cpu-prof-dir=${prof}`];
   const serve = (host) => rig.start(`understudy-${host}`, host,
-    [process.execPath, BIN, 'serve', '--config', u.config[host], '--node', u.ids[host]],
-    u.logs[host]);
+    [process.execPath, ...profile, BIN, 'serve', '--config', u.config[host], '--node',
+      u.ids[host]], u.logs[host]);
   const alive = (host) => {
     if (daemons[host].done) {
       throw new Error(`understudy on ${host} exited: ${readFileSync(u.logs[host], 'utf8')

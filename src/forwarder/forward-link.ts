@@ -5,8 +5,13 @@ import type { WireMessage } from '../wire/index.js';
  * ending when the link closes); src/wire's Link fits it, tests may pass an in-memory pair.
  */
 export interface ForwardLink extends AsyncIterable<WireMessage> {
-  /** Queues one message; may throw once the link is closed. */
+  /**
+   * Queues one message; may throw once the link is closed. False means the socket is full;
+   * a batch's records are sent from the caller's buffer.
+   */
   send(message: WireMessage): unknown;
+  /** Resolves once the socket takes more (rejects if the link closes); optional for tests. */
+  drained?(): Promise<void>;
   /** True once the link is closed. */
   readonly closed: boolean;
   /** Closes the link, logging `reason` on this side. Idempotent. */

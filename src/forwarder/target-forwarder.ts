@@ -314,10 +314,12 @@ export class TargetForwarder {
     this.#end = end;
     let welcomed!: (resumeFromSeq: number) => void;
     const welcome = new Promise<number>((resolve) => { welcomed = resolve; });
-    const send = (message: WireMessage): void => {
-      if (link.closed) return;
-      link.send(message);
+    /** False when the socket is full: the pump waits for it to drain before the next batch. */
+    const send = (message: WireMessage): boolean => {
+      if (link.closed) return true;
+      const flowing = link.send(message) !== false;
       liveness.sent(this.#now());
+      return flowing;
     };
     const timer = this.#ticker(liveness, send, end);
     const inbox = this.#inbox(link, liveness, welcomed, end);
@@ -344,7 +346,7 @@ export class TargetForwarder {
         this.#syncAbort = new AbortController();
         o.onResync?.(resume, this.#syncAbort.signal);
       }
-      await this.#pump(resume, send, () => ended !== null, end);
+      await this.#pump(resume, send, link, () => ended !== null, end);
     }).catch((error: unknown) => end({ kind: 'lost', reason: String(error) }));
     const outcome = await endPromise;
     this.#syncAbort?.abort(new Error('the link to the target ended'));
@@ -370,10 +372,14 @@ export class TargetForwarder {
     return null;
   }
 
-  async #pump(from: number, send: (m: WireMessage) => void, ended: () => boolean,
-    end: (o: Outcome) => void): Promise<void> {
+  async #pump(from: number, send: (m: WireMessage) => boolean, link: ForwardLink,
+    ended: () => boolean, end: (o: Outcome) => void): Promise<void> {
     const o = this.#o;
     let next = from;
+    // Set while the socket is full. The next batch is read meanwhile, then sent once it
+    // drains: one batch in the socket at a time is one large TLS write, not a pile-up that
+    // the socket later merges (a copy) and encrypts in one long turn of the event loop.
+    let draining: Promise<void> | null = null;
     while (!ended()) {
       const woken = this.#wakeup.promise;
       if (!this.#window.open()) {
@@ -400,13 +406,22 @@ export class TargetForwarder {
         await woken;
         continue;
       }
+      // The journal's bytes as they lie in the read buffer: one slice, no per-record copies.
       const message: BatchMessage = {
         type: 'batch', vault: o.vault,
         epoch: Math.max(o.epoch, last.header.epoch) as Epoch,
         firstSeq: first.header.seq, lastSeq: last.header.seq, recordCount: batch.records.length,
-        records: Buffer.concat(batch.records.map((r) => r.bytes), batch.bytes),
+        records: batch.framed,
       };
-      send(message);
+      if (draining !== null) {
+        await draining;
+        draining = null;
+        if (ended()) return;
+      }
+      if (!send(message) && link.drained !== undefined) {
+        // A link that closes meanwhile ends the session through its iterator.
+        draining = link.drained().catch(() => {});
+      }
       this.#window.sent(last.header.seq, batch.bytes);
       this.#sentSeq = last.header.seq;
       next = batch.nextSeq;

@@ -70,10 +70,13 @@ t.test('the journal-v1 vectors read back as records.txt says', async (t) => {
 t.test('reading can start at any seq, also inside a segment', async (t) => {
   const reader = new JournalReader(join(VECTORS, 'journal-v1'));
   t.teardown(() => reader.close());
-  for (const from of [7, 6, 26, 1, 13]) {
+  // Segments hold seqs 1-5, 6, 7-12 and 13-29; a batch ends where its segment ends.
+  const segmentLast = (seq: number): number => [5, 6, 12, 29].find((last) => seq <= last) ?? 0;
+  for (const from of [7, 6, 26, 1, 13, 5]) {
     const batch = await reader.readBatch({ from, maxRecords: 2 });
-    t.same(batch.records.map((r) => r.header.seq), [from, from + 1].filter((s) => s <= 29));
-    t.equal(batch.nextSeq, Math.min(from + 2, 30));
+    const want = [from, from + 1].filter((s) => s <= segmentLast(from));
+    t.same(batch.records.map((r) => r.header.seq), want);
+    t.equal(batch.nextSeq, from + want.length);
   }
   const past = await reader.readBatch({ from: 40 });
   t.same(past.records, [], 'nothing yet past the end');
@@ -113,7 +116,31 @@ t.test('an empty journal directory has no records yet', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'understudy-journal-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const batch = await new JournalReader(dir).readBatch();
-  t.same(batch, { records: [], bytes: 0, nextSeq: 1, tornAt: null });
+  t.same(batch, { records: [], bytes: 0, framed: Buffer.alloc(0), nextSeq: 1, tornAt: null });
+});
+
+t.test('a batch carries its records as one slice of the read buffer, never a copy', async (t) => {
+  const dir = join(VECTORS, 'journal-v1');
+  const onDisk = Buffer.concat(readdirSync(dir).filter((name) => name.endsWith('.seg')).sort()
+    .map((name) => readFileSync(join(dir, name))));
+  for (const maxRecords of [1, 2, 1024]) {
+    const reader = new JournalReader(dir);
+    t.teardown(() => reader.close());
+    const kept: { framed: Buffer; copy: Buffer }[] = [];
+    for (let batch = await reader.readBatch({ maxRecords }); batch.records.length > 0;
+      batch = await reader.readBatch({ maxRecords })) {
+      t.equal(batch.framed.length, batch.bytes, 'framed holds exactly the batch');
+      t.ok(batch.framed.equals(Buffer.concat(batch.records.map((r) => r.bytes))),
+        'framed is the records back to back');
+      t.ok(batch.records.every((r) => r.bytes.buffer === batch.framed.buffer),
+        'the records are views of the same buffer as framed');
+      t.ok(onDisk.includes(batch.framed), 'framed is the bytes as on disk');
+      kept.push({ framed: batch.framed, copy: Buffer.from(batch.framed) });
+    }
+    t.ok(kept.length > 0, 'read some batches');
+    t.ok(kept.every((k) => k.framed.equals(k.copy)),
+      `later reads never rewrite bytes handed out (${maxRecords} per batch)`);
+  }
 });
 
 t.test('listSegments lists segment files only, in seq order', async (t) => {

@@ -8,7 +8,10 @@ import { SegmentReader, type SegmentStep } from './segment-reader.js';
 /** One whole record read from the journal: opaque framed bytes plus its decoded header. */
 export interface JournalRecord {
   header: RecordHeader;
-  /** The framed record exactly as on disk (header, payload, CRC); owned by the caller. */
+  /**
+   * The framed record exactly as on disk (header, payload, CRC); a view of a read buffer the
+   * reader never writes again, so the caller may keep it.
+   */
   bytes: Buffer;
   segment: string;
   offset: number;
@@ -20,11 +23,20 @@ export interface TornAt {
   offset: number;
 }
 
-/** The records available now from a seq on. */
+/**
+ * The records available now from a seq on, as many as the limits allow, up to the end of
+ * their segment (or of the read buffer holding them): a short batch is not the end of the
+ * journal, only an empty one is.
+ */
 export interface JournalBatch {
   records: JournalRecord[];
   /** Framed bytes of all records in the batch. */
   bytes: number;
+  /**
+   * The records' framed bytes back to back, exactly as on disk: one view of the read buffer
+   * that holds them all (a batch never spans two read buffers), never a copy.
+   */
+  framed: Buffer;
   /** The seq to ask for next. */
   nextSeq: Seq;
   /** Set when reading stopped at a torn tail (or a record still being written). */
@@ -56,6 +68,13 @@ export interface FollowOptions extends ReadBatchOptions {
 }
 
 const MAX_RECORDS_DEFAULT = 1024;
+const EMPTY = Buffer.alloc(0);
+
+/** True when `next` starts in the same memory right where `previous` ends. */
+function followsInMemory(previous: Buffer, next: Buffer): boolean {
+  return next.buffer === previous.buffer &&
+    next.byteOffset === previous.byteOffset + previous.length;
+}
 const MAX_BYTES_DEFAULT = 4 << 20;
 const POLL_INTERVAL_MS_DEFAULT = 1000;
 
@@ -104,7 +123,8 @@ export class JournalReader {
     const from = options.from ?? (this.#fromSeq > 0 ? this.#fromSeq : undefined);
     if (this.#segment === null || from !== this.#fromSeq) {
       if (!(await this.#seek(from))) {
-        return { records: [], bytes: 0, nextSeq: (from ?? 1) as Seq, tornAt: null };
+        return { records: [], bytes: 0, framed: EMPTY, nextSeq: (from ?? 1) as Seq,
+          tornAt: null };
       }
     }
     const records: JournalRecord[] = [];
@@ -122,13 +142,22 @@ export class JournalReader {
         this.#accept(step);
         continue;
       }
-      if (records.length > 0 && bytes + step.bytes.length > maxBytes) break;
+      const previous = records[records.length - 1];
+      if (previous !== undefined) {
+        if (bytes + step.bytes.length > maxBytes) break;
+        // A record read into another buffer (a refill, a new segment) starts the next batch,
+        // which then finds it in its read window: batches stay one slice, never a copy.
+        if (!followsInMemory(previous.bytes, step.bytes)) break;
+      }
       this.#accept(step);
       records.push({ header: step.header, bytes: step.bytes, segment: this.#current().name,
         offset: step.offset });
       bytes += step.bytes.length;
     }
-    return { records, bytes, nextSeq: this.#fromSeq as Seq, tornAt };
+    const first = records[0];
+    const framed = first === undefined ? EMPTY
+      : Buffer.from(first.bytes.buffer, first.bytes.byteOffset, bytes);
+    return { records, bytes, framed, nextSeq: this.#fromSeq as Seq, tornAt };
   }
 
   /**

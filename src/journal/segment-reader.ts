@@ -11,7 +11,11 @@ import { decodeSegmentHeader } from './segment-header.js';
 
 /** What is at the read position of a segment now. */
 export type SegmentStep =
-  /** A whole record; `bytes` is the framed record, copied out of the read buffer. */
+  /**
+   * A whole record; `bytes` is the framed record, a view of a read window that the reader
+   * never writes again (so the caller may keep it, and records read in one go lie back to
+   * back in one buffer).
+   */
   | { kind: 'record'; offset: number; header: RecordHeader; payload: Buffer; bytes: Buffer }
   /** Nothing more is in the file now. */
   | { kind: 'end'; offset: number }
@@ -26,17 +30,28 @@ export type SegmentStep =
  * thread pool, so fewer, larger reads keep a forwarder off the event loop).
  */
 const READ_BUFFER_BYTES = 4 * 1024 * 1024;
+/**
+ * A refill goes into the unlent rest of the current buffer while that rest holds at least
+ * this much (a reader following a slowly growing tail then uses one buffer for many reads);
+ * otherwise it takes a new buffer.
+ */
+const READ_REST_BYTES_MIN = 1024 * 1024;
 /** Bytes the scan for a later record header looks at per step (within one record's size). */
 const SCAN_BYTES = 64 * 1024;
 const RECORD_MAGIC_BYTES = Buffer.alloc(4);
 RECORD_MAGIC_BYTES.writeUInt32LE(RECORD_MAGIC);
 
 /**
- * Reads the records of one segment file with positional reads into a reused buffer (never a
- * whole-file load). Opens read-only: never modifies the file. Not safe for concurrent use.
+ * Reads the records of one segment file with positional reads into read windows (never a
+ * whole-file load). Bytes once read into a buffer are never overwritten: records are handed
+ * out as views, without a copy. Opens read-only: never modifies the file. Not safe for
+ * concurrent use.
  */
 export class SegmentReader {
-  #buffer = Buffer.alloc(READ_BUFFER_BYTES);
+  #buffer = Buffer.allocUnsafe(0);
+  /** Where the window starts in #buffer; bytes of #buffer below #lentEnd are never rewritten. */
+  #bufferAt = 0;
+  #lentEnd = 0;
   #windowStart = 0;
   #windowBytes = 0;
   /** Byte offset of the next record. */
@@ -132,8 +147,8 @@ export class SegmentReader {
           truncated: true };
       }
       const decoded = decodeRecord(view, 0);
-      const bytes = Buffer.allocUnsafe(recordBytes);
-      view.copy(bytes, 0, 0, recordBytes);
+      // No copy: the window's bytes are never rewritten (see #view).
+      const bytes = view.subarray(0, recordBytes);
       const payload = bytes.subarray(RECORD_HEADER_BYTES);
       return { kind: 'record', offset, header: decoded.header, payload, bytes };
     } catch (error) {
@@ -142,32 +157,44 @@ export class SegmentReader {
     }
   }
 
-  /** Up to `bytes` bytes at `offset` (fewer at the end of the file), as a view of the buffer. */
+  /**
+   * Up to `bytes` bytes at `offset` (fewer at the end of the file), as a view of the window.
+   * A refill reads into bytes no earlier view covers, so views handed out stay valid.
+   */
   async #view(offset: number, bytes: number): Promise<Buffer> {
     assert(bytes <= RECORD_BYTES_MAX, 'reads never exceed one record');
     const windowEnd = this.#windowStart + this.#windowBytes;
     if (offset >= this.#windowStart && offset + bytes <= windowEnd) {
-      const at = offset - this.#windowStart;
+      const at = this.#bufferAt + offset - this.#windowStart;
       return this.#buffer.subarray(at, at + bytes);
     }
-    if (bytes > this.#buffer.length) {
-      this.#buffer = Buffer.alloc(Math.min(RECORD_BYTES_MAX, Math.max(bytes,
-        this.#buffer.length * 2)));
+    const rest = this.#buffer.length - this.#lentEnd;
+    if (rest < Math.max(bytes, READ_REST_BYTES_MIN)) {
+      // allocUnsafe: only bytes read from the file are ever exposed.
+      this.#buffer = Buffer.allocUnsafe(Math.max(bytes, READ_BUFFER_BYTES));
+      this.#lentEnd = 0;
     }
+    const at = this.#lentEnd;
     let filled = 0;
     try {
-      while (filled < this.#buffer.length) {
-        const { bytesRead } = await this.file.read(this.#buffer, filled,
-          this.#buffer.length - filled, offset + filled);
-        if (bytesRead === 0) break;
+      while (at + filled < this.#buffer.length) {
+        const asked = this.#buffer.length - at - filled;
+        const { bytesRead } = await this.file.read(this.#buffer, at + filled, asked,
+          offset + filled);
         filled += bytesRead;
+        // A short read is the end of the file now: with the bytes asked for in hand, a read
+        // more only to hear 0 would double the reads of a reader following the tail. Short
+        // of them, reading on until 0 tells a record being written from a partial read.
+        if (bytesRead === 0 || (bytesRead < asked && filled >= bytes)) break;
       }
     } catch (error) {
       this.#windowBytes = 0;
       throw new JournalIoError(join(this.dir, this.info.name), 'read journal segment', error);
     }
+    this.#bufferAt = at;
+    this.#lentEnd = at + filled;
     this.#windowStart = offset;
     this.#windowBytes = filled;
-    return this.#buffer.subarray(0, Math.min(bytes, filled));
+    return this.#buffer.subarray(at, at + Math.min(bytes, filled));
   }
 }

@@ -1,8 +1,9 @@
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import t from 'tap';
+import type { Epoch, Seq } from '../core/index.js';
 import { WireFrameTooLargeError, WireMalformedError } from './errors.js';
-import { FrameDecoder, encodeFrame } from './frame-codec.js';
+import { FrameDecoder, encodeBatchFrame, encodeFrame } from './frame-codec.js';
 import { FRAME_BYTES_MAX, SMALL_FRAME_BYTES_MAX } from './limits.js';
 import type { WireMessage } from './messages.js';
 import { makeRecords, sampleMessages } from './wire-fixtures.js';
@@ -31,6 +32,26 @@ const goodHello = {
 const goodBatch = (records: Buffer, firstSeq: number, lastSeq: number, recordCount?: number) => ({
   vault: 'v', epoch: 1, firstSeq, lastSeq, recordCount: recordCount ?? lastSeq - firstSeq + 1,
   records,
+});
+
+t.test('a batch frame in two pieces is byte for byte encodeFrame, records not copied',
+  async (t) => {
+    for (const [count, payloadBytes] of [[1, 0], [5, 12], [3, 200], [40, 70_000]] as const) {
+      const records = makeRecords(7, count, 1, payloadBytes);
+      const message = { type: 'batch', vault: 'www', epoch: 2 as Epoch, firstSeq: 7 as Seq,
+        lastSeq: (7 + count - 1) as Seq, recordCount: count, records } as const;
+      const [head, sent] = encodeBatchFrame(message);
+      t.equal(sent, records, `${count} records: the records buffer itself is sent`);
+      const frame = Buffer.concat([head, sent]);
+      t.ok(frame.equals(encodeFrame(message)), `${count} records: same bytes as encodeFrame`);
+      t.same(decodeAll(frame), [message], `${count} records: decodes back`);
+    }
+  });
+
+t.test('a batch frame over the frame limit is our bug, not sent', async (t) => {
+  const records = makeRecords(1, 4, 1, 100);
+  t.throws(() => encodeBatchFrame({ type: 'batch', vault: 'v', epoch: 1 as Epoch,
+    firstSeq: 1 as Seq, lastSeq: 4 as Seq, recordCount: 4, records }, records.length));
 });
 
 t.test('every message survives a frame round trip', async (t) => {

@@ -2,11 +2,33 @@ import protobuf from 'protobufjs';
 import { assert } from '../core/index.js';
 import { WireFrameTooLargeError, WireMalformedError } from './errors.js';
 import { FRAME_BYTES_MAX, FRAME_PREFIX_BYTES, SMALL_FRAME_BYTES_MAX } from './limits.js';
-import { decodeMessage, encodeMessageInto } from './message-codec.js';
-import type { WireMessage } from './messages.js';
+import { decodeMessage, encodeBatchFields, encodeMessageInto } from './message-codec.js';
+import type { BatchMessage, WireMessage } from './messages.js';
 
 /** Frame field number of Batch: the only one-byte tag allowed past SMALL_FRAME_BYTES_MAX. */
 const BATCH_FIELD = 3;
+/** Field number of Batch.records (proto/understudy.proto), its last field. */
+const RECORDS_FIELD = 6;
+/** Protobuf wire type of bytes and embedded messages. */
+const LENGTH_DELIMITED = 2;
+
+/** Bytes of the varint encoding of `value` (a u32). */
+function varintBytes(value: number): number {
+  let bytes = 1;
+  for (let rest = value; rest > 0x7f; rest = Math.floor(rest / 128)) bytes += 1;
+  return bytes;
+}
+
+function writeVarint(out: Buffer, at: number, value: number): number {
+  let rest = value;
+  let end = at;
+  while (rest > 0x7f) {
+    out[end++] = (rest & 0x7f) | 0x80;
+    rest = Math.floor(rest / 128);
+  }
+  out[end++] = rest;
+  return end;
+}
 
 /** Encodes one message as a frame: 4-byte big-endian body length, then the protobuf body. */
 export function encodeFrame(message: WireMessage, frameBytesMax = FRAME_BYTES_MAX): Buffer {
@@ -19,6 +41,32 @@ export function encodeFrame(message: WireMessage, frameBytesMax = FRAME_BYTES_MA
     `${message.type} frame of ${bodyBytes} bytes is over ${frameBytesMax}: split it`);
   frame.writeUInt32BE(bodyBytes, 0);
   return frame;
+}
+
+/**
+ * Encodes a Batch frame as two buffers to send one after the other: a small head (prefix,
+ * tags, lengths and the other fields) and `message.records` itself, never copied. Together
+ * they are byte for byte what encodeFrame gives (protobufjs writes fields in number order
+ * and records is the last).
+ */
+export function encodeBatchFrame(message: BatchMessage, frameBytesMax = FRAME_BYTES_MAX):
+  [head: Buffer, records: Buffer] {
+  const fields = encodeBatchFields(message);
+  const { records } = message;
+  const batchBytes = fields.length + 1 + varintBytes(records.length) + records.length;
+  const bodyBytes = 1 + varintBytes(batchBytes) + batchBytes;
+  assert(bodyBytes <= frameBytesMax,
+    `batch frame of ${bodyBytes} bytes is over ${frameBytesMax}: split it`);
+  const head = Buffer.allocUnsafe(FRAME_PREFIX_BYTES + bodyBytes - records.length);
+  let at = head.writeUInt32BE(bodyBytes, 0);
+  head[at++] = (BATCH_FIELD << 3) | LENGTH_DELIMITED;
+  at = writeVarint(head, at, batchBytes);
+  head.set(fields, at);
+  at += fields.length;
+  head[at++] = (RECORDS_FIELD << 3) | LENGTH_DELIMITED;
+  at = writeVarint(head, at, records.length);
+  assert(at === head.length, 'the head is exactly the bytes before the records');
+  return [head, records];
 }
 
 /** The limit for a body whose first byte is `tag`: small unless a batch or a two-byte tag. */

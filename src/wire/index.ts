@@ -25,7 +25,7 @@ export type {
   ManifestEntryType, SetAsideRequestMessage, SetAsideReplyMessage, SetAsideEntryMessage,
 } from './messages.js';
 export { encodedEntryBytes } from './manifest-codec.js';
-export { encodeFrame, FrameDecoder } from './frame-codec.js';
+export { encodeFrame, encodeBatchFrame, FrameDecoder } from './frame-codec.js';
 export { decodeMessage, identifierProblem } from './message-codec.js';
 export { checkBatchRecords, type BatchClaim } from './batch-records.js';
 export {

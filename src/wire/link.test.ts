@@ -4,6 +4,7 @@ import t, { type Test } from 'tap';
 import { encodeFrame } from './frame-codec.js';
 import { Link, type WireLogger } from './link.js';
 import type { WireMessage } from './messages.js';
+import { makeRecords } from './wire-fixtures.js';
 
 const quiet: WireLogger = { info: () => undefined, warn: () => undefined };
 
@@ -82,3 +83,24 @@ t.test('send reports backpressure and drained() waits for it', async (t) => {
   raw.resume();
   await t.resolves(drained);
 });
+
+t.test('batches small and large reach the peer byte for byte as encodeFrame writes them',
+  async (t) => {
+    const { link, raw } = await pair(t);
+    const batch = (firstSeq: number, count: number, payloadBytes: number): WireMessage => ({
+      type: 'batch', vault: 'v', epoch: 1, firstSeq, lastSeq: firstSeq + count - 1,
+      recordCount: count, records: makeRecords(firstSeq, count, 1, payloadBytes),
+    } as WireMessage);
+    const sent = [batch(1, 3, 10), batch(4, 20, 60_000), batch(24, 1, 0)];
+    const expected = Buffer.concat(sent.map((message) => encodeFrame(message)));
+    const chunks: Buffer[] = [];
+    let received = 0;
+    const all = new Promise<void>((resolve) => raw.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      received += chunk.length;
+      if (received >= expected.length) resolve();
+    }));
+    for (const message of sent) link.send(message);
+    await all;
+    t.ok(Buffer.concat(chunks).equals(expected), 'the same bytes, in order');
+  });

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { WireError, WireLinkClosedError } from './errors.js';
-import { FrameDecoder, encodeFrame } from './frame-codec.js';
+import { FrameDecoder, encodeBatchFrame, encodeFrame } from './frame-codec.js';
 import { FRAME_BYTES_MAX } from './limits.js';
 import type { WireMessage } from './messages.js';
 
@@ -36,6 +36,8 @@ export interface LinkOptions {
 const INBOX_MESSAGES_MAX = 16;
 /** Characters of a reason sent to the peer: far below ERROR_MESSAGE_BYTES_MAX in UTF-8. */
 const NOTIFY_CHARS_MAX = 1000;
+/** Batches of at most this many record bytes are copied behind their head: one write. */
+const BATCH_COPY_BYTES_MAX = 256 * 1024;
 /** How long a closing link waits for the peer to read our last frame before destroying. */
 const LINGER_MS = 2000;
 
@@ -86,9 +88,23 @@ export class Link extends EventEmitter {
     return this.#closeReason !== null;
   }
 
-  /** Queues one message; false means the socket is full: await drained() before more. */
+  /**
+   * Queues one message; false means the socket is full: await drained() before more. A
+   * batch's records are written from the caller's buffer, not copied: it must not change.
+   */
   send(message: WireMessage): boolean {
     if (this.#closeReason !== null) throw new WireLinkClosedError(this.peer, this.#closeReason);
+    if (message.type === 'batch') {
+      const [head, records] = encodeBatchFrame(message, this.#decoder.frameBytesMax);
+      // Two writes of a small batch would be two small TCP segments, and Nagle's algorithm
+      // holds the second until the first is acked (a delayed ack: up to 40 ms); a copy of a
+      // small batch costs far less. A large one fills whole segments, which are never held.
+      if (records.length <= BATCH_COPY_BYTES_MAX) {
+        return this.#socket.write(Buffer.concat([head, records]));
+      }
+      this.#socket.write(head);
+      return this.#socket.write(records);
+    }
     return this.#socket.write(encodeFrame(message, this.#decoder.frameBytesMax));
   }
 

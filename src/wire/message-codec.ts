@@ -20,7 +20,9 @@ import type {
 
 /** proto/ sits two levels above both src/wire/ and dist/wire/. */
 const PROTO_PATH = fileURLToPath(new URL('../../proto/understudy.proto', import.meta.url));
-const frameType = protobuf.loadSync(PROTO_PATH).lookupType('understudy.v1.Frame');
+const protoRoot = protobuf.loadSync(PROTO_PATH);
+const frameType = protoRoot.lookupType('understudy.v1.Frame');
+const batchType = protoRoot.lookupType('understudy.v1.Batch');
 
 type Fields = Record<string, unknown>;
 
@@ -247,15 +249,29 @@ function toFields(message: WireMessage): Fields {
   }
 }
 
-/** Appends the protobuf encoding of `message` to `writer`; the caller frames it. */
-export function encodeMessageInto(message: WireMessage, writer: protobuf.Writer): void {
-  // Our own numbers: protobufjs would silently encode a fraction or a rounded seq.
+/** Our own numbers: protobufjs would silently encode a fraction or a rounded seq. */
+function checkNumbers(message: WireMessage): void {
   const objects: object[] = message.type === 'heartbeat' ? [message, ...message.vaults] : [message];
   for (const value of objects.flatMap((object) => Object.values(object))) {
     if (typeof value === 'number') {
       assert(Number.isSafeInteger(value) && value >= 0, `${message.type}: ${value} is no u64`);
     }
   }
+}
+
+/**
+ * The protobuf encoding of a Batch body without its records field (field 6, the last one),
+ * so that the caller can send the records from where they lie instead of copying them.
+ */
+export function encodeBatchFields(message: BatchMessage): Uint8Array {
+  checkNumbers(message);
+  const { vault, epoch, firstSeq, lastSeq, recordCount } = message;
+  return batchType.encode({ vault, epoch, firstSeq, lastSeq, recordCount }).finish();
+}
+
+/** Appends the protobuf encoding of `message` to `writer`; the caller frames it. */
+export function encodeMessageInto(message: WireMessage, writer: protobuf.Writer): void {
+  checkNumbers(message);
   const fields = toFields(message);
   delete fields['type'];
   frameType.encode({ [message.type]: fields }, writer);
