@@ -86,8 +86,13 @@ if (reason !== undefined) {
       return x?.state === 'needs-resync' ? x : null;
     });
     t.match(dropped.lastError, /journalBytesMax/, 'status says why');
-    const after = JSON.parse(readFileSync(join(pair.source.node.stateDir, 'vaults', 'v',
-      'targets', 'target.json'), 'utf8')) as { needsResync: boolean; reason: string };
+    // The flag is written by the retention check that follows (before any segment it frees
+    // is deleted), a moment after status shows it: a condition wait.
+    const stateFile = join(pair.source.node.stateDir, 'vaults', 'v', 'targets', 'target.json');
+    const after = await until(async () => {
+      const s = JSON.parse(readFileSync(stateFile, 'utf8')) as { needsResync: boolean; reason: string };
+      return s.needsResync ? s : null;
+    });
     t.equal(after.needsResync, true, 'needs-resync is persisted');
     await until(async () => segments(journal).length === 1);
     t.pass('the dropped target no longer holds segments back');
