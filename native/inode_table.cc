@@ -71,6 +71,7 @@ Inode& InodeTable::acquire_counted(int fd, const struct stat& st, Inode* parent,
   }
   inode->nlookup++;
   inode->last_lookup = ++tick_;
+  if (st.st_nlink > 1) inode->multi_link = true;
   if (parent != nullptr && inode != &root_) add_name_locked(*inode, *parent, name);
   *over_budget = budget_high_ != 0 && map_.size() > budget_high_;
   return *inode;
@@ -80,6 +81,7 @@ void InodeTable::ref(Inode& inode, Inode& parent, std::string_view name) {
   std::lock_guard<std::mutex> guard(mutex_);
   inode.nlookup++;
   inode.last_lookup = ++tick_;
+  inode.multi_link = true;  // ref() is a new link's lookup
   if (&inode != &root_) add_name_locked(inode, parent, name);
 }
 
@@ -224,7 +226,7 @@ std::vector<EvictionCandidate> InodeTable::eviction_candidates(size_t count_max)
   for (auto& [key, inode] : map_) {
     // Not again while the kernel's forget for an earlier ask may still be on its way.
     if (inode->nlookup > 0 && inode->child_names == 0 && !inode->names.empty() &&
-        inode->evict_asked < inode->last_lookup) {
+        !inode->multi_link && inode->evict_asked < inode->last_lookup) {
       leaves.push_back(inode);
     }
   }

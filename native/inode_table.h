@@ -49,6 +49,10 @@ struct Inode {
   std::atomic<uint32_t> dio_align{0};  // O_DIRECT offset/size alignment; 0: not read yet
   uint64_t last_lookup = 0;          // InodeTable's tick at the newest lookup; guarded by mutex_
   uint64_t evict_asked = 0;          // the tick when the kernel was last asked to drop it; mutex_
+  // Seen with more than one link: never evicted. Once the kernel forgets an inode the table
+  // forgets its names; a hard link whose known name is then unlinked would leave changes
+  // through its other name unjournaled (no known name). Guarded by mutex_.
+  bool multi_link = false;
 };
 
 /** A cached kernel entry the table asks the kernel to drop (native/mount.cc's evictor). */

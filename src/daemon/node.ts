@@ -52,6 +52,8 @@ interface SourceVault {
   /** Looks for a failed journal (JOURNAL_WATCH_MS); when it failed, or null. */
   journalWatch: NodeJS.Timeout | null;
   journalDownAtMs: number | null;
+  /** unnamedMutations of the mount when last looked at (see #watchJournal). */
+  unnamedSeen: number;
 }
 
 /** How often a source vault's journal is checked for a failure (its disk full or failing). */
@@ -392,7 +394,7 @@ export class Node {
     mkdirSync(dirname(marker), { recursive: true, mode: 0o700 });
     writeFileSync(marker, `${process.pid}\n`);
     source = { config: vault, mount, filter, journalDir, keeper, forwarders, degradedAtMs: null,
-      journalWatch: null, journalDownAtMs: null };
+      journalWatch: null, journalDownAtMs: null, unnamedSeen: 0 };
     const synced = source;
     source.journalWatch = setInterval(() => this.#watchJournal(synced), JOURNAL_WATCH_MS);
     source.journalWatch.unref();
@@ -492,11 +494,32 @@ export class Node {
    * the journal's disk resyncs them) and it is logged once, with what to do.
    */
   #watchJournal(source: SourceVault): void {
+    this.#watchUnnamed(source);
     if (source.journalDownAtMs !== null || !source.mount.stats().journalDown) return;
     source.journalDownAtMs = Date.now();
     const reason = journalDownReason(source);
     this.#log.error({ vault: source.config.name, journalDir: source.journalDir,
       error: source.mount.stats().journalError }, reason);
+    for (const forwarder of source.forwarders) {
+      source.keeper.needsResync(forwarder.status().node, reason);
+      forwarder.markNeedsResync(reason);
+    }
+  }
+
+  /**
+   * A change to an inode with links but no name the mount knows (a hard link made before
+   * mounting, or one whose known names were unlinked after the kernel had forgotten its
+   * other names) applies to the backing but cannot be journaled (no path): the targets miss
+   * it. The mount counts and logs it; here every target is resynced, so it is not lost.
+   */
+  #watchUnnamed(source: SourceVault): void {
+    const unnamed = source.mount.stats().unnamedMutations;
+    if (unnamed <= source.unnamedSeen) return;
+    const count = unnamed - source.unnamedSeen;
+    source.unnamedSeen = unnamed;
+    const reason = `${count} change(s) to a hard-linked file with no known name in vault ` +
+      `${source.config.name} could not be journaled; resyncing every target`;
+    this.#log.warn({ vault: source.config.name, count }, reason);
     for (const forwarder of source.forwarders) {
       source.keeper.needsResync(forwarder.status().node, reason);
       forwarder.markNeedsResync(reason);
