@@ -282,9 +282,10 @@ uint64_t range_bytes(const SyncEmitRequest& req) {
 void emit_object(Emitter& e, OpsContext& ctx, int fd, const struct stat& st,
                  const SyncEmitRequest& req) {
   if (req.path.empty()) return emit_root(e, fd, st, req);
+  // Any non-directory can be hard-linked, symlinks and fifos too (link(2) does not follow).
+  if (!S_ISDIR(st.st_mode) && !req.link_from.empty() && emit_link(e, ctx, st, req)) return;
   if (S_ISLNK(st.st_mode)) return emit_symlink(e, ctx, fd, st, req.path);
   if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) return emit_node(e, ctx, st, req.path);
-  if (S_ISREG(st.st_mode) && !req.link_from.empty() && emit_link(e, ctx, st, req)) return;
   if (req.adopt) emit_adopt(e, st, req.path);
   if (S_ISREG(st.st_mode)) emit_ranges(e, fd, st, req);
   if (req.xattrs) emit_xattrs(e, fd, st, req);

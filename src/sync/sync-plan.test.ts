@@ -29,3 +29,18 @@ t.test('parents come first, directory times last and deepest first, extras set a
     t.same(plan.setAside.map((e) => e.path.toString()), ['x'], 'x/y moves with x');
     t.equal(plan.dataBytes, 10);
   });
+
+t.test('a hard-linked symlink is linked, not made anew as a second symlink', async (t) => {
+  // Found by test/cluster/mirror-cluster: link(2) of a symlink makes a hard link to the
+  // symlink itself; the sync made two separate symlinks, so the link group never converged.
+  const source = manifest([entry('', { type: 'dir' }),
+    entry('l1', { type: 'symlink', target: Buffer.from('f'), linkKey: 'k', nlink: 2 }),
+    entry('l2', { type: 'symlink', target: Buffer.from('f'), linkKey: 'k', nlink: 2 })]);
+  const target = manifest([entry('', { type: 'dir' }),
+    entry('l1', { type: 'symlink', target: Buffer.from('f') }),
+    entry('l2', { type: 'symlink', target: Buffer.from('f') })]);
+  const plan = planSync(source, target, { emitBytesMax: 8 });
+  const emits = plan.steps.filter((s) => s.kind === 'emit').map((s) => `${s.path.toString()}` +
+    (s.kind === 'emit' && s.linkFrom !== undefined ? ` <- ${s.linkFrom.toString()}` : ''));
+  t.same(emits, ['l1', 'l2 <- l1']);
+});

@@ -157,7 +157,8 @@ export function planSync(source: Manifest, target: Manifest, o: PlanOptions): Sy
     const same = t !== undefined && t.type === s.type;
     const targetXattrs = same ? t.xattrs : [];
     entries += 1;
-    if (s.type === 'file' && linkFirst !== undefined) {
+    // Any non-directory may be a hard link (of a symlink, a fifo, ...): linked, not made anew.
+    if (s.type !== 'dir' && linkFirst !== undefined) {
       steps.push({ kind: 'emit', path: s.path, type: s.type, adopt: true, ranges: [],
         xattrs: false, targetXattrs, times: false, linkFrom: linkFirst, first: true });
       continue;
